@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from lut.toolkit.backbones import load_classifier
+from lut.toolkit.datasets import PatchDataset, open_source
+from lut.toolkit.errors import LutError
+from lut.toolkit.staged import StagedViT
+from lut.toolkit.strategies import STRATEGIES, StrategyConfig, make_plan
+from lut.toolkit.training import FeatureCache, TrainConfig, Trainer
+
+
+def test_progressive_unfreezes_one_block_from_the_top_every_n_epochs():
+    plan = make_plan(StrategyConfig("progressive", unfreeze_every=3), num_blocks=12, epochs=15)
+    head_only = 14
+    assert plan.cuts[:3] == (head_only,) * 3
+    assert plan.cuts[3:6] == (12,) * 3  # last block + final norm
+    assert plan.cuts[12:] == (9,) * 3
+    assert plan.head_lr == 1e-3 and plan.stage_lr[12] == 2e-5
+
+
+def test_strategy_learning_rates():
+    assert make_plan(StrategyConfig("differential_lr"), 12, 1).stage_lr[5] == 2e-5
+    assert make_plan(StrategyConfig("differential_lr"), 12, 1).head_lr == 1e-3
+    assert make_plan(StrategyConfig("full_ft"), 12, 1).head_lr == 2e-5
+    assert make_plan(StrategyConfig("last_block"), 12, 1).stage_lr == {12: 5e-4, 13: 5e-4}
+    llrd = make_plan(StrategyConfig("llrd", layer_decay=0.5), 2, 1)
+    assert llrd.stage_lr[3] == 1e-4 and llrd.stage_lr[2] == 5e-5 and llrd.stage_lr[0] == 1.25e-5
+    with pytest.raises(LutError):
+        make_plan(StrategyConfig("magic"), 12, 1)
+
+
+@pytest.fixture()
+def tiny(tiny_backbone):
+    torch.manual_seed(0)
+    model, processor, _ = load_classifier(str(tiny_backbone), ["a", "b", "c", "d", "e", "f"])
+    src = open_source("synthetic", 32, synthetic_images=48, seed=0)
+    train = PatchDataset(src, np.arange(0, 36), [0.5] * 3, [0.5] * 3, augment=True)
+    val = PatchDataset(src, np.arange(36, 48), [0.5] * 3, [0.5] * 3)
+    return model, train, val
+
+
+def test_staged_forward_equals_the_model(tiny):
+    model, _, val = tiny
+    x = torch.stack([val[i][0] for i in range(4)])
+    staged = StagedViT(model)
+    ref = model(pixel_values=x).logits
+    for cut in range(staged.num_stages + 1):
+        assert torch.allclose(staged.forward(x, cut), ref, atol=1e-5)
+
+
+def test_frozen_parameters_get_no_gradients(tiny):
+    model, train, val = tiny
+    trainer = Trainer(model, make_plan(StrategyConfig("last_block"), 2, 1),
+                      TrainConfig(epochs=1, progress=False, cache_features=False, batch_size=12))
+    trainer.fit(train, val)
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(model.get_parameter(n).grad is None for n in frozen)
+    assert model.vit.encoder.layer[1].output.dense.weight.grad is not None
+
+
+def test_progressive_grows_one_optimizer_and_keeps_its_state(tiny):
+    model, train, val = tiny
+    cfg = TrainConfig(epochs=3, progress=False, batch_size=12)
+    trainer = Trainer(model, make_plan(StrategyConfig("progressive", unfreeze_every=1), 2, 3), cfg)
+    optimizer = trainer.optimizer
+    head_weight = model.classifier.weight
+    seen = []
+    original_step = optimizer.step
+
+    def step(*a, **k):
+        seen.append((len(optimizer.param_groups), int(optimizer.state[head_weight].get("step", 0))))
+        return original_step(*a, **k)
+
+    optimizer.step = step
+    result = trainer.fit(train, val)
+    assert trainer.optimizer is optimizer
+    groups = [g for g, _ in seen]
+    assert groups[:3] == [1, 1, 1] and groups[3:6] == [3, 3, 3] and groups[6:] == [4, 4, 4]
+    assert [s for _, s in seen] == list(range(9))  # AdamW state of the head survives unfreezing
+    assert [h["trainable_params"] for h in result.history] == sorted(h["trainable_params"] for h in result.history)
+    # the cosine schedule also drives groups added later
+    assert optimizer.param_groups[-1]["lr"] < optimizer.param_groups[-1]["base_lr"]
+
+
+def test_feature_cache_matches_frozen_prefix(tiny):
+    model, _, val = tiny
+    staged = StagedViT(model)
+    cfg = TrainConfig(batch_size=5, progress=False)
+    for cut in (staged.head_only, staged.num_stages - 2):
+        cache = FeatureCache(staged, cut, val, cfg, torch.device("cpu"), "test")
+        x = torch.stack([val[i][0] for i in range(len(val))])
+        with torch.no_grad():
+            assert torch.allclose(cache.features.float(), staged.prefix(x, cut), atol=1e-2)
+        assert torch.equal(cache.labels, torch.tensor([val[i][1] for i in range(len(val))]))
+
+
+def test_best_validation_weights_are_restored(tiny):
+    model, train, val = tiny
+    trainer = Trainer(model, make_plan(StrategyConfig("differential_lr", backbone_lr=1e-3, head_lr=1e-2), 2, 4),
+                      TrainConfig(epochs=4, progress=False, batch_size=12))
+    result = trainer.fit(train, val)
+    pred, true = trainer.predict(val)
+    assert float((pred == true).mean()) == pytest.approx(result.best_val_accuracy)
+    assert result.best_val_accuracy == max(h["val_accuracy"] for h in result.history)
+
+
+def test_all_strategies_train_and_count_parameters(tiny_backbone):
+    counts = {}
+    src = open_source("synthetic", 32, synthetic_images=24, seed=0)
+    for name in STRATEGIES:
+        model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))
+        train = PatchDataset(src, np.arange(18), [0.5] * 3, [0.5] * 3, augment=True)
+        val = PatchDataset(src, np.arange(18, 24), [0.5] * 3, [0.5] * 3)
+        result = Trainer(model, make_plan(StrategyConfig(name), 2, 1), TrainConfig(epochs=1, progress=False)).fit(
+            train, val)
+        counts[name] = result.trainable_params
+    total = sum(p.numel() for p in model.parameters())
+    assert counts["linear_probe"] == 32 * 6 + 6
+    assert counts["full_ft"] == counts["differential_lr"] == counts["llrd"] == total
+    assert counts["linear_probe"] < counts["last_block"] < total

@@ -1,0 +1,1 @@
+"""lut.toolkit: datasets, backbones, transfer strategies, training, DINO and the `lut` CLI."""

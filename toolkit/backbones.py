@@ -1,0 +1,150 @@
+"""Backbones: a Hugging Face hub id, a local ViT checkpoint (incl. lut pretrain output) or a random init."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import LutError
+
+#: name -> (hidden size, attention heads); all are 12 layers deep with patch 16.
+RANDOM_INIT_SIZES: dict[str, tuple[int, int]] = {"vit-tiny": (192, 3), "vit-small": (384, 6), "vit-base": (768, 12)}
+DEFAULT_BACKBONE = "google/vit-base-patch16-224"
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    spec: str
+    kind: str  # "random-init" | "local" | "hub"
+    image_size: int
+    patch_size: int
+    hidden_size: int
+    num_layers: int
+
+
+def vit_config(spec: str, image_size: int = 224, **overrides):
+    """The ViTConfig for a random-init size name."""
+    from transformers import ViTConfig
+
+    if spec not in RANDOM_INIT_SIZES:
+        raise LutError(unknown_backbone_message(spec))
+    hidden, heads = RANDOM_INIT_SIZES[spec]
+    fields = dict(hidden_size=hidden, num_hidden_layers=12, num_attention_heads=heads, intermediate_size=4 * hidden,
+                  image_size=image_size, patch_size=16)
+    fields.update(overrides)
+    return ViTConfig(**fields)
+
+
+def unknown_backbone_message(spec: str) -> str:
+    return (f"unknown backbone {spec!r}: pass a Hugging Face hub id (org/name), a local checkpoint directory, "
+            f"or one of {', '.join(RANDOM_INIT_SIZES)}")
+
+
+def default_processor(image_size: int):
+    from transformers import ViTImageProcessor
+
+    return ViTImageProcessor(size={"height": image_size, "width": image_size},
+                             image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+
+
+def check_image_size(image_size: int, patch_size: int) -> None:
+    if image_size <= 0 or image_size % patch_size:
+        raise LutError(f"--image-size {image_size} is not a multiple of the patch size {patch_size}")
+
+
+def resize_position_embeddings(state: dict, key: str, old_grid: int, new_grid: int) -> None:
+    """Bicubic resize of the patch position embeddings so a checkpoint serves another image size."""
+    pos = state[key]
+    cls, grid = pos[:, :1], pos[:, 1:]
+    dim = grid.shape[-1]
+    grid = grid.reshape(1, old_grid, old_grid, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
+    state[key] = torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim)], dim=1)
+
+
+def _with_image_size(model, image_size: int):
+    """Rebuild `model` for another input size, keeping its weights."""
+    cfg = model.config
+    if cfg.image_size == image_size:
+        return model
+    check_image_size(image_size, cfg.patch_size)
+    state = model.state_dict()
+    key = next(k for k in state if k.endswith("embeddings.position_embeddings"))
+    resize_position_embeddings(state, key, int(math.isqrt(state[key].shape[1] - 1)), image_size // cfg.patch_size)
+    cfg.image_size = image_size
+    rebuilt = type(model)(cfg)
+    rebuilt.load_state_dict(state)
+    return rebuilt
+
+
+def _is_local(spec: str) -> bool:
+    return Path(spec).exists() or spec.startswith((".", "/", "~")) or spec.startswith("models/")
+
+
+def load_classifier(spec: str, classes: list[str], image_size: int | None = None):
+    """A ViTForImageClassification with a fresh K-class head, its image processor and a description."""
+    from transformers import AutoConfig, ViTForImageClassification, ViTImageProcessor
+    from transformers.utils import logging as hf_logging
+
+    id2label = {i: c for i, c in enumerate(classes)}
+    label2id = {c: i for i, c in id2label.items()}
+    head = dict(num_labels=len(classes), id2label=id2label, label2id=label2id)
+
+    if spec in RANDOM_INIT_SIZES:
+        size = image_size or 224
+        check_image_size(size, 16)
+        model = ViTForImageClassification(vit_config(spec, size, **head))
+        return model, default_processor(size), _info(spec, "random-init", model)
+
+    local = _is_local(spec)
+    if local:
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise LutError(f"backbone directory {spec} does not exist")
+        if not (path / "config.json").is_file():
+            raise LutError(f"{spec} is not a checkpoint directory (no config.json)")
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise LutError(f"{spec}/config.json is not valid JSON: {exc}") from None
+        if cfg.get("model_type") != "vit":
+            raise LutError(f"{spec} holds a {cfg.get('model_type')!r} model; lut fine-tunes ViT backbones")
+    elif "/" not in spec:
+        raise LutError(unknown_backbone_message(spec))
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the replaced head is expected; say it once ourselves
+    try:
+        config = AutoConfig.from_pretrained(spec, **head)
+        model = ViTForImageClassification.from_pretrained(spec, config=config, ignore_mismatched_sizes=True)
+    except OSError as exc:
+        if local:
+            raise LutError(f"cannot load the checkpoint in {spec}: {str(exc).splitlines()[0]}") from None
+        raise LutError(
+            f"cannot reach the Hugging Face hub for {spec!r} (offline?): pass a local checkpoint directory "
+            f"(--backbone DIR, e.g. from lut pretrain) or a random init (--backbone vit-tiny|vit-small|vit-base)",
+            exit_code=2,
+        ) from None
+    except Exception as exc:
+        raise LutError(f"cannot load backbone {spec}: {str(exc).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    try:
+        processor = ViTImageProcessor.from_pretrained(spec)
+    except OSError:
+        processor = default_processor(model.config.image_size)
+    if image_size is not None and image_size != model.config.image_size:
+        model = _with_image_size(model, image_size)
+    check_image_size(model.config.image_size, model.config.patch_size)
+    processor.size = {"height": model.config.image_size, "width": model.config.image_size}
+    return model, processor, _info(spec, "local" if local else "hub", model)
+
+
+def _info(spec: str, kind: str, model) -> BackboneInfo:
+    c = model.config
+    return BackboneInfo(spec, kind, c.image_size, c.patch_size, c.hidden_size, c.num_hidden_layers)

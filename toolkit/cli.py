@@ -1,0 +1,115 @@
+"""The `lut` command line: each command parses options and calls one library function."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import LutError
+
+
+class LutGroup(click.Group):
+    """Turns library errors into one line and an exit code; LUT_DEBUG=1 shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except LutError as exc:
+            self._fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            self._fail("interrupted; nothing was written", 130)
+        except MemoryError:
+            self._fail("out of memory: try a smaller --batch-size", 1)
+        except OSError as exc:
+            self._fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", 1)
+        except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+            if os.environ.get("LUT_DEBUG"):
+                raise
+            self._fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                       "(LUT_DEBUG=1 shows the traceback)", 1)
+
+    @staticmethod
+    def _fail(message: str, code: int) -> None:
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+
+
+@click.group(cls=LutGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lut")
+def lut() -> None:
+    """lut, the land-use toolkit: fine-tune, pretrain, export and map scenes."""
+
+
+def data_options(f):
+    """Options shared by finetune and compare."""
+    options = [
+        click.option("--data", default="synthetic", show_default=True,
+                     help="'synthetic' (the embedded generator) or an image folder DIR/<class>/*."),
+        click.option("--synthetic-images", default=8000, show_default=True, type=click.IntRange(12),
+                     help="Number of synthetic images."),
+        click.option("--bands", default=None, help="1-based bands of GeoTIFF chips, e.g. 3,2,1 (default 1,2,3)."),
+        click.option("--image-size", default=None, type=int, help="Input size in pixels (default: the backbone's)."),
+        click.option("--epochs", default=15, show_default=True, type=click.IntRange(1)),
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1)),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])),
+        click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="DataLoader workers."),
+        click.option("--no-cache", is_flag=True, help="Recompute frozen features every epoch (for benchmarks)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def train_config(epochs: int, batch_size: int, seed: int, device: str, workers: int, no_cache: bool, quiet: bool):
+    from .training import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_workers=workers,
+                       cache_features=not no_cache, progress=not quiet)
+
+
+@lut.command()
+@click.option("--strategy", default="progressive", show_default=True,
+              type=click.Choice(["linear_probe", "last_block", "full_ft", "differential_lr", "progressive", "llrd"]))
+@click.option("--backbone", default="google/vit-base-patch16-224", show_default=True,
+              help="Hub id, local checkpoint dir (e.g. from lut pretrain), or vit-tiny|vit-small|vit-base.")
+@data_options
+@click.option("--train-labels", default=None, type=click.IntRange(1), help="Use a stratified subset of N training labels.")
+@click.option("--head-lr", default=None, type=float, help="Head learning rate (default: the strategy's).")
+@click.option("--backbone-lr", default=None, type=float, help="Backbone learning rate (default: the strategy's).")
+@click.option("--unfreeze-every", default=3, show_default=True, type=click.IntRange(1),
+              help="progressive: epochs between unfreezing blocks.")
+@click.option("--layer-decay", default=0.75, show_default=True, type=float, help="llrd: per-layer LR decay.")
+@click.option("-o", "--output", default=None, type=click.Path(path_type=Path), help="Bundle dir (default models/<strategy>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
+def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, device, workers,
+             no_cache, quiet, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, output, overwrite):
+    """Fine-tune a ViT with one transfer strategy and write a model bundle."""
+    from .finetune import FinetuneConfig, finetune as run, format_metrics
+    from .radiometry import parse_bands
+    from .strategies import StrategyConfig
+
+    cfg = FinetuneConfig(
+        data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
+        backbone=backbone,
+        strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
+        train=train_config(epochs, batch_size, seed, device, workers, no_cache, quiet),
+        train_labels=train_labels, output=output, overwrite=overwrite,
+    )
+    target, outcome = run(cfg)
+    click.echo(format_metrics(outcome.metrics))
+    click.echo(f"bundle: {target}")
+
+
+def main() -> None:
+    lut(prog_name="lut")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Data sources, the stratified split and the torch datasets the training loop reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from .errors import LutError
+from .imagefolder import ImageFolderSource
+from .radiometry import BandRule
+from .synthetic import SyntheticSource
+
+
+class LabelledSource(Protocol):
+    labels: np.ndarray
+    rule: BandRule
+
+    @property
+    def classes(self) -> tuple[str, ...] | list[str]: ...
+    def __len__(self) -> int: ...
+    def load(self, index: int) -> np.ndarray: ...
+    def describe(self) -> dict: ...
+
+
+def open_source(
+    data: str, image_size: int, bands: tuple[int, ...] | None = None, synthetic_images: int = 8000, seed: int = 0
+) -> LabelledSource:
+    """'synthetic' for the embedded generator, else a labelled image folder."""
+    if data == "synthetic":
+        try:
+            return SyntheticSource(synthetic_images, image_size, seed)
+        except ValueError as exc:
+            raise LutError(str(exc)) from None
+    return ImageFolderSource(Path(data), image_size, bands)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def stratified_split(labels: np.ndarray, seed: int, val: float = 0.2, test: float = 0.2) -> Splits:
+    """60/20/20 by default, stratified and fixed by the seed (pretrain's guard relies on that)."""
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    if counts.min() < 3:
+        raise LutError("every class needs at least 3 images for a train/val/test split")
+    try:
+        rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=seed)
+        train_idx, val_idx = train_test_split(
+            rest, test_size=val / (1.0 - test), stratify=labels[rest], random_state=seed
+        )
+    except ValueError:
+        raise LutError(f"{len(labels)} images are too few for a stratified 60/20/20 split of "
+                       f"{len(counts)} classes") from None
+    return Splits(np.sort(train_idx), np.sort(val_idx), np.sort(test_idx))
+
+
+def limit_train_labels(splits: Splits, labels: np.ndarray, n: int | None, seed: int) -> Splits:
+    """A stratified subset of n training labels; val and test stay as they are."""
+    if n is None or n >= len(splits.train):
+        return splits
+    n_classes = len(np.unique(labels))
+    if n < n_classes:
+        raise LutError(f"--train-labels {n} is fewer than the {n_classes} classes")
+    subset, _ = train_test_split(splits.train, train_size=n, stratify=labels[splits.train], random_state=seed)
+    return Splits(np.sort(subset), splits.val, splits.test)
+
+
+def dihedral(image: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 flips/90-degree rotations: the augmentations that fit nadir imagery."""
+    if k >= 4:
+        image = torch.flip(image, dims=(-1,))
+    return torch.rot90(image, k % 4, dims=(-2, -1))
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Normalised (3, S, S) tensors; augmentation is drawn from (seed, epoch, index), so runs repeat."""
+
+    def __init__(
+        self,
+        source: LabelledSource,
+        indices: np.ndarray,
+        mean: list[float],
+        std: list[float],
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.source = source
+        self.indices = np.asarray(indices)
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        index = int(self.indices[i])
+        image = torch.from_numpy(self.source.load(index))
+        if self.augment:
+            k = int(np.random.default_rng([self.seed, self.epoch, index]).integers(8))
+            image = dihedral(image, k)
+        return (image - self.mean) / self.std, int(self.source.labels[index])

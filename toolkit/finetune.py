@@ -1,0 +1,144 @@
+"""`lut finetune` as a library call: data, backbone, strategy, training, evaluation, the model bundle."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_directory, refuse_existing
+from .backbones import DEFAULT_BACKBONE, load_classifier
+from .datasets import LabelledSource, PatchDataset, Splits, limit_train_labels, open_source, stratified_split
+from .evaluation import classification_metrics
+from .report import format_metrics, markdown_report, plot_confusion
+from .store import BUNDLE_FILE, DEFAULT_STORE, set_latest
+from .strategies import StrategyConfig, make_plan
+from .training import TrainConfig, Trainer
+
+
+@dataclass
+class FinetuneConfig:
+    data: str = "synthetic"
+    synthetic_images: int = 8000
+    bands: tuple[int, ...] | None = None
+    image_size: int | None = None
+    backbone: str = DEFAULT_BACKBONE
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_labels: int | None = None
+    output: Path | None = None
+    overwrite: bool = False
+    store: Path = DEFAULT_STORE
+
+
+@dataclass
+class FinetuneOutcome:
+    model: torch.nn.Module
+    processor: object
+    metrics: dict
+    info: dict
+
+
+def library_versions() -> dict:
+    import sklearn
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__}
+
+
+def prepare_data(cfg: FinetuneConfig, image_size: int) -> tuple[LabelledSource, Splits]:
+    source = open_source(cfg.data, image_size, cfg.bands, cfg.synthetic_images, cfg.train.seed)
+    splits = stratified_split(source.labels, cfg.train.seed)
+    return source, limit_train_labels(splits, source.labels, cfg.train_labels, cfg.train.seed)
+
+
+def _probe_image_size(cfg: FinetuneConfig) -> int | None:
+    """The image size the backbone wants when none was given (read from a local config, no download)."""
+    if cfg.image_size is not None:
+        return cfg.image_size
+    config = Path(cfg.backbone) / "config.json"
+    if config.is_file():
+        try:
+            return int(json.loads(config.read_text()).get("image_size", 224))
+        except (ValueError, json.JSONDecodeError):
+            return None
+    return 224
+
+
+def run_finetune(cfg: FinetuneConfig) -> FinetuneOutcome:
+    """Train and evaluate one strategy; writes nothing (see `finetune`)."""
+    torch.manual_seed(cfg.train.seed)
+    image_size = _probe_image_size(cfg) or 224
+    source, splits = prepare_data(cfg, image_size)
+    classes = list(source.classes)
+    model, processor, backbone = load_classifier(cfg.backbone, classes, cfg.image_size)
+    if backbone.image_size != image_size:  # the checkpoint decided; reopen the data at its size
+        image_size = backbone.image_size
+        source, splits = prepare_data(cfg, image_size)
+    plan = make_plan(cfg.strategy, backbone.num_layers, cfg.train.epochs)
+    mean, std = list(processor.image_mean), list(processor.image_std)
+    seed = cfg.train.seed
+    train_set = PatchDataset(source, splits.train, mean, std, augment=True, seed=seed)
+    val_set = PatchDataset(source, splits.val, mean, std)
+    test_set = PatchDataset(source, splits.test, mean, std)
+
+    trainer = Trainer(model, plan, cfg.train)
+    result = trainer.fit(train_set, val_set)
+    y_pred, y_true = trainer.predict_test(test_set)
+    metrics = classification_metrics(y_true, y_pred, classes)
+    metrics.update(
+        strategy=plan.name,
+        trainable_params=result.trainable_params,
+        total_params=result.total_params,
+        train_seconds=result.train_seconds,
+        best_epoch=result.best_epoch,
+        best_val_accuracy=result.best_val_accuracy,
+        history=result.history,
+        train_labels=int(len(splits.train)),
+    )
+    model.to("cpu")
+    info = {
+        "format": "lut-bundle/1",
+        "classes": classes,
+        "strategy": asdict(cfg.strategy),
+        "backbone": asdict(backbone),
+        "image_size": image_size,
+        "band_rule": source.rule.to_dict(),
+        "data": cfg.data,
+        "data_source": source.describe(),
+        "split": {"seed": seed, "fractions": [0.6, 0.2, 0.2], "train": int(len(splits.train)),
+                  "val": int(len(splits.val)), "test": int(len(splits.test)), "train_labels": cfg.train_labels},
+        "training": asdict(cfg.train),
+        "versions": library_versions(),
+    }
+    return FinetuneOutcome(model, processor, metrics, info)
+
+
+def write_bundle(outcome: FinetuneOutcome, target: Path, overwrite: bool) -> None:
+    """Model, processor, lut.json, metrics.json, report.md and confusion.png, all or nothing."""
+    with atomic_directory(target, overwrite) as tmp:
+        outcome.model.save_pretrained(tmp)
+        outcome.processor.save_pretrained(tmp)
+        outcome.info["metrics"] = {k: outcome.metrics[k] for k in ("accuracy", "macro_f1", "per_class_f1")}
+        (tmp / BUNDLE_FILE).write_text(json.dumps(outcome.info, indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(outcome.metrics, indent=2))
+        (tmp / "report.md").write_text(markdown_report(outcome.metrics, outcome.info))
+        plot_confusion(outcome.metrics, tmp / "confusion.png")
+
+
+def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
+    """Run one strategy, write its bundle and point models/LATEST at it."""
+    target = Path(cfg.output) if cfg.output is not None else Path(cfg.store) / cfg.strategy.name
+    refuse_existing(target, cfg.overwrite)  # fail before hours of training, not after
+    outcome = run_finetune(cfg)
+    write_bundle(outcome, target, cfg.overwrite)
+    set_latest(target, cfg.store)
+    return target, outcome
+
+
+__all__ = ["FinetuneConfig", "FinetuneOutcome", "finetune", "format_metrics", "run_finetune", "write_bundle"]

@@ -1,0 +1,239 @@
+"""The training loop: staged forward, feature caching, an optimizer that grows, best-validation weights."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .datasets import PatchDataset
+from .staged import StagedViT
+from .strategies import Plan
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    cache_features: bool = True
+    num_workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+
+
+class CosineSchedule:
+    """Cosine decay applied to every param group's own base LR, including groups added later."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        self.optimizer = optimizer
+        self.total_steps = max(total_steps, 1)
+        self.step_count = 0
+        self.apply()
+
+    def factor(self) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * min(self.step_count, self.total_steps) / self.total_steps))
+
+    def apply(self) -> None:
+        f = self.factor()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * f
+
+    def step(self) -> None:
+        self.step_count += 1
+        self.apply()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        from .errors import LutError
+
+        raise LutError("--device cuda was asked for but no CUDA GPU is usable here")
+    return torch.device(device)
+
+
+def count_params(modules: list[nn.Module]) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+class FeatureCache:
+    """Prefix outputs for a fixed cut, computed once; sequence caches are kept in float16."""
+
+    def __init__(self, staged: StagedViT, cut: int, dataset: PatchDataset, cfg: TrainConfig, device: torch.device,
+                 desc: str) -> None:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False,
+                                             num_workers=cfg.num_workers)
+        chunks, labels = [], []
+        with torch.no_grad():
+            for x, y in tqdm(loader, desc=desc, leave=False, disable=not cfg.progress, unit="batch"):
+                h = staged.prefix(x.to(device), cut)
+                chunks.append(h.to("cpu", torch.float16 if h.dim() == 3 else torch.float32))
+                labels.append(y)
+        self.features = torch.cat(chunks)
+        self.labels = torch.cat(labels)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None):
+        order = (torch.randperm(len(self.labels), generator=generator) if generator is not None
+                 else torch.arange(len(self.labels)))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield self.features[idx].float(), self.labels[idx]
+
+
+def _stage_params(staged: StagedViT, stage: int) -> list[nn.Parameter]:
+    return list(staged.stage_modules(stage).parameters())
+
+
+class Trainer:
+    """Trains `model` following `plan`; the optimizer gains param groups as stages unfreeze."""
+
+    def __init__(self, model: nn.Module, plan: Plan, cfg: TrainConfig) -> None:
+        self.model = model
+        self.plan = plan
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.staged = StagedViT(model)
+        self.loss_fn = nn.CrossEntropyLoss()
+        model.to(self.device)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.trainable_stages: set[int] = set()
+        head = list(model.classifier.parameters())
+        for p in head:
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": head, "lr": plan.head_lr, "base_lr": plan.head_lr, "name": "head"}],
+            lr=plan.head_lr, weight_decay=cfg.weight_decay,
+        )
+
+    def _unfreeze_to(self, cut: int) -> None:
+        """Add a param group per newly trainable stage; existing groups keep their AdamW state."""
+        for stage in range(cut, self.staged.num_stages):
+            if stage in self.trainable_stages:
+                continue
+            params = _stage_params(self.staged, stage)
+            for p in params:
+                p.requires_grad_(True)
+            rate = self.plan.stage_lr[stage]
+            self.optimizer.add_param_group({"params": params, "lr": rate, "base_lr": rate, "name": f"stage{stage}"})
+            self.trainable_stages.add(stage)
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        ids = {id(p) for p in self._trainable()}
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if id(p) in ids}
+
+    def _set_modes(self, cut: int) -> None:
+        self.model.eval()
+        for stage in range(cut, self.staged.num_stages):
+            self.staged.stage_modules(stage).train()
+        self.model.classifier.train()
+
+    def fit(self, train: PatchDataset, val: PatchDataset) -> TrainResult:
+        cfg, plan = self.cfg, self.plan
+        torch.manual_seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        schedule = CosineSchedule(self.optimizer, steps_per_epoch * cfg.epochs)
+        start = time.perf_counter()
+
+        cache_cut = plan.cuts[0] if (plan.fixed_cut and cfg.cache_features and plan.cuts[0] > 0) else None
+        train_cache = val_cache = None
+        if cache_cut is not None:
+            train_cache = FeatureCache(self.staged, cache_cut, train, cfg, self.device, "caching train features")
+            val_cache = FeatureCache(self.staged, cache_cut, val, cfg, self.device, "caching val features")
+        self.val_cache, self.cache_cut = val_cache, cache_cut
+
+        best_acc, best_epoch, best_state = -1.0, 0, None
+        history: list[dict] = []
+        epochs = tqdm(range(cfg.epochs), desc=plan.name, unit="epoch", disable=not cfg.progress)
+        for epoch in epochs:
+            cut = plan.cuts[epoch]
+            self._unfreeze_to(cut)
+            self._set_modes(cut)
+            train.set_epoch(epoch)
+            if train_cache is not None:
+                batches = train_cache.batches(cfg.batch_size, generator)
+            else:
+                batches = iter(torch.utils.data.DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
+                                                           generator=generator, num_workers=cfg.num_workers))
+            losses = []
+            bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       disable=not cfg.progress, unit="batch")
+            for x, y in bar:
+                x, y = x.to(self.device), y.to(self.device)
+                if train_cache is not None:
+                    logits = self.staged.suffix(x, cut)
+                else:
+                    logits = self.staged.forward(x, cut)
+                loss = self.loss_fn(logits, y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self._trainable(), cfg.grad_clip)
+                self.optimizer.step()
+                schedule.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            val_pred, val_true = self.predict(val, cache=val_cache)
+            val_acc = float((val_pred == val_true).mean())
+            trainable = sum(p.numel() for p in self._trainable())
+            history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_accuracy": val_acc,
+                            "trainable_params": trainable})
+            epochs.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val_acc:.3f}")
+            if val_acc > best_acc:
+                best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
+        seconds = time.perf_counter() - start
+        if best_state is not None:
+            self.model.load_state_dict(best_state, strict=False)
+        self.model.eval()
+        return TrainResult(best_epoch, best_acc, history, seconds,
+                           trainable_params=sum(p.numel() for p in self._trainable()),
+                           total_params=sum(p.numel() for p in self.model.parameters()))
+
+    @torch.no_grad()
+    def predict(self, dataset: PatchDataset, cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted and true labels; reuses a prefix cache when the cut allows it."""
+        was_training = self.model.training
+        self.model.eval()
+        preds, trues = [], []
+        if cache is not None:
+            batches = cache.batches(self.cfg.batch_size)
+            cut = self.cache_cut
+        else:
+            batches = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=False,
+                                                  num_workers=self.cfg.num_workers)
+            cut = 0
+        for x, y in batches:
+            x = x.to(self.device)
+            logits = self.staged.suffix(x, cut) if cache is not None else self.model(pixel_values=x).logits
+            preds.append(logits.argmax(-1).cpu().numpy())
+            trues.append(y.numpy())
+        self.model.train(was_training)
+        return np.concatenate(preds), np.concatenate(trues)
+
+    def predict_test(self, test: PatchDataset) -> tuple[np.ndarray, np.ndarray]:
+        if self.cache_cut is not None:
+            cache = FeatureCache(self.staged, self.cache_cut, test, self.cfg, self.device, "caching test features")
+            return self.predict(test, cache=cache)
+        return self.predict(test)
