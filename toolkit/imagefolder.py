@@ -65,6 +65,34 @@ def resize_chw(image: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].numpy()
 
 
+def load_image_file(path: Path, image_size: int, bands: tuple[int, ...] | None = None,
+                    rule: BandRule | None = None) -> np.ndarray:
+    """Any supported image as (3, S, S) float32 in [0, 1]; rasters use `rule` or their dtype's default."""
+    try:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            raw, dtype, chosen = read_raster_chip(path, bands)
+            image = (rule or rule_for_dtype(dtype, chosen)).apply(raw)
+        else:
+            image = read_photo(path).astype(np.float32) / 255.0
+    except LutError:
+        raise
+    except Exception as exc:
+        raise LutError(f"cannot read image {path}: {exc}") from None
+    return resize_chw(image, image_size)
+
+
+def find_images(root: Path) -> list[Path]:
+    """Every image below `root`, labelled layout or flat; labels are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LutError(f"image directory {root} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise LutError(f"no images found in {root} (jpg, png or tif)")
+    return files
+
+
 class ImageFolderSource:
     """A labelled folder; GeoTIFF chips are scaled by the rule recorded for their pixel type."""
 
@@ -103,18 +131,7 @@ class ImageFolderSource:
 
     def load(self, index: int) -> np.ndarray:
         """(3, S, S) float32 in [0, 1]."""
-        path = self.files[index]
-        try:
-            if path.suffix.lower() in RASTER_SUFFIXES:
-                raw, _, _ = read_raster_chip(path, self.bands)
-                image = self.rule.apply(raw)
-            else:
-                image = read_photo(path).astype(np.float32) / 255.0
-        except LutError:
-            raise
-        except Exception as exc:
-            raise LutError(f"cannot read image {path}: {exc}") from None
-        return resize_chw(image, self.image_size)
+        return load_image_file(self.files[index], self.image_size, self.bands, self.rule)
 
     def describe(self) -> dict:
         return {"kind": "folder", "path": str(self.root.resolve()), "images": len(self.files)}

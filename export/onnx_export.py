@@ -1,0 +1,71 @@
+"""fp32 ONNX export of a bundle through optimum, plus what a deployment needs beside the model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+from lut.toolkit.errors import LutError
+from lut.toolkit.store import BUNDLE_FILE
+
+MODEL_FILE = "model.onnx"
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """optimum and torch.onnx print pages of notes on every export; keep the terminal readable."""
+    import onnxruntime as ort
+    from transformers.utils import logging as hf_logging
+
+    ort.set_default_logger_severity(4)  # the GPU optimizer probes CUDA even on CPU-only machines
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    loggers = [logging.getLogger(n) for n in ("optimum", "torch.onnx", "onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        ort.set_default_logger_severity(3)
+        hf_logging.set_verbosity(verbosity)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def check_weights_load(bundle: Path):
+    """Load the bundle's model so a corrupted checkpoint fails with one line, before any export work."""
+    from transformers import ViTForImageClassification
+
+    try:
+        with quiet_libraries():
+            return ViTForImageClassification.from_pretrained(bundle).eval()
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and HF raise a zoo of types
+        raise LutError(f"cannot load the model weights in {bundle}: {str(exc).splitlines()[0]}") from None
+
+
+def export_fp32(bundle: Path, out_dir: Path, opset: int | None = None) -> Path:
+    """model.onnx with a dynamic batch axis, config.json (id2label) and preprocessor_config.json."""
+    from optimum.exporters.onnx import main_export
+
+    try:
+        with quiet_libraries():
+            main_export(str(bundle), output=out_dir, task="image-classification", opset=opset, device="cpu",
+                        do_validation=False, local_files_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise LutError(f"ONNX export of {bundle} failed: {str(exc).splitlines()[0]}") from None
+    model = out_dir / MODEL_FILE
+    if not model.is_file():
+        raise LutError(f"ONNX export of {bundle} produced no {MODEL_FILE}")
+    info = json.loads((bundle / BUNDLE_FILE).read_text())
+    info["onnx"] = {"fp32": MODEL_FILE}
+    (out_dir / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
+    return model

@@ -1,0 +1,113 @@
+"""Parity and speed of every ONNX variant against the PyTorch model, on real validation images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lut.toolkit.datasets import PatchDataset, open_source, stratified_split
+from lut.toolkit.errors import LutError
+from lut.toolkit.radiometry import BandRule
+
+from .runtime import open_session
+
+
+def parity_sample(info: dict, mean: list[float], std: list[float], data: str | None, n: int,
+                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Up to n normalised validation images (N, 3, S, S) and labels, from `data` or the bundle's source."""
+    size, seed = int(info["image_size"]), int(info["split"]["seed"])
+    recorded = info.get("data_source", {})
+    if data is None:
+        if recorded.get("kind") == "synthetic":
+            data, count = "synthetic", int(recorded["images"])
+        else:
+            data, count = recorded.get("path", "synthetic"), 0
+            if not Path(data).is_dir():
+                raise LutError(f"the bundle's data source {data} is not here; pass --data DIR")
+    else:
+        count = int(recorded.get("images", 600)) if data == "synthetic" else 0
+    bands = tuple(info["band_rule"]["bands"]) if "band_rule" in info else None
+    source = open_source(data, size, bands, max(count, 60), seed)
+    if getattr(source, "rule", None) is not None and "band_rule" in info:
+        source.rule = BandRule.from_dict(info["band_rule"])
+    same_classes = list(source.classes) == list(info["classes"])
+    val = stratified_split(source.labels, seed).val[:n]
+    dataset = PatchDataset(source, val, mean, std)
+    images = np.stack([dataset[i][0].numpy() for i in range(len(dataset))])
+    labels = source.labels[val] if same_classes else None
+    return images, labels, str(data)
+
+
+def batches(images: np.ndarray, batch_size: int):
+    for start in range(0, len(images), batch_size):
+        yield images[start:start + batch_size]
+
+
+def throughput(run: Callable[[np.ndarray], object], images: np.ndarray, batch_size: int,
+               min_seconds: float = 1.0, max_batches: int = 200) -> float:
+    """Images per second over whole batches, after one warm-up batch."""
+    batch = images[:batch_size]
+    if len(batch) < batch_size:
+        batch = np.concatenate([batch] * (batch_size // max(len(batch), 1) + 1))[:batch_size]
+    run(batch)
+    done, start = 0, time.perf_counter()
+    while done < max_batches and (time.perf_counter() - start < min_seconds or done < 2):
+        run(batch)
+        done += 1
+    return done * batch_size / (time.perf_counter() - start)
+
+
+def torch_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([model(pixel_values=torch.from_numpy(b)).logits.numpy()
+                               for b in batches(images, batch_size)])
+
+
+def onnx_logits(session, images: np.ndarray, batch_size: int) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: b})[0] for b in batches(images, batch_size)]).astype(np.float32)
+
+
+def measure_variants(model: torch.nn.Module, variants: dict[str, Path], images: np.ndarray, labels: np.ndarray | None,
+                     batch_size: int = 16, device: str = "cpu", min_seconds: float = 1.0) -> dict:
+    """Per variant: max |logit diff|, top-1 agreement, accuracy, size and images/s, PyTorch as reference."""
+    ref = torch_logits(model, images, batch_size)
+    ref_top1 = ref.argmax(1)
+
+    def accuracy(top1: np.ndarray) -> float | None:
+        return None if labels is None else float((top1 == labels).mean())
+
+    with torch.no_grad():
+        torch_speed = throughput(lambda b: model(pixel_values=torch.from_numpy(b)), images, batch_size, min_seconds)
+    rows = {"pytorch": {"max_abs_logit_diff": 0.0, "top1_agreement": 1.0, "accuracy": accuracy(ref_top1),
+                        "size_mb": None, "images_per_s": torch_speed, "device": "cpu"}}
+    for name, path in variants.items():
+        session = open_session(path, "cpu" if name == "int8" else device)
+        logits = onnx_logits(session, images, batch_size)
+        top1 = logits.argmax(1)
+        input_name = session.get_inputs()[0].name
+        rows[name] = {
+            "file": path.name,
+            "max_abs_logit_diff": float(np.abs(logits - ref).max()),
+            "top1_agreement": float((top1 == ref_top1).mean()),
+            "accuracy": accuracy(top1),
+            "size_mb": path.stat().st_size / 1e6,
+            "images_per_s": throughput(lambda b: session.run(None, {input_name: b}), images, batch_size, min_seconds),
+            "device": session.get_providers()[0].replace("ExecutionProvider", "").lower(),
+        }
+    return rows
+
+
+def format_parity(rows: dict) -> str:
+    head = f"{'variant':<8} {'max|dlogit|':>11} {'top1 agree':>10} {'accuracy':>8} {'size MB':>8} {'img/s':>8}  device"
+    lines = [head]
+    for name, r in rows.items():
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        size = "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}"
+        lines.append(f"{name:<8} {r['max_abs_logit_diff']:>11.2e} {r['top1_agreement']:>10.3f} {acc:>8} {size:>8} "
+                     f"{r['images_per_s']:>8.1f}  {r['device']}")
+    return "\n".join(lines)

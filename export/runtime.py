@@ -1,0 +1,59 @@
+"""ONNX Runtime sessions: CUDA when a GPU is usable, CPU otherwise, without error spam on CPU-only machines."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from lut.toolkit.errors import LutError
+
+
+def gpu_usable() -> bool:
+    """True when a CUDA device can actually be used (the onnxruntime-gpu wheel lists CUDA regardless)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - a broken CUDA install means 'no GPU' here
+        return False
+
+
+def cpu_threads() -> int:
+    """Physical cores are what ONNX Runtime's intra-op pool scales with."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def open_session(model_path: str | Path, device: str = "auto", threads: int | None = None):
+    """An InferenceSession for `model_path` on 'auto', 'cuda' or 'cpu'."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise LutError(f"ONNX model {model_path} does not exist")
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and gpu_usable()
+    if device == "cuda" and not want_cuda:
+        raise LutError("--device cuda was asked for but no CUDA GPU is usable by ONNX Runtime here")
+    providers: list = ["CPUExecutionProvider"]
+    if want_cuda:
+        if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN libraries shipped with the torch wheels
+            with contextlib.suppress(Exception):
+                ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+        providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise LutError(f"cannot open {model_path} with ONNX Runtime: {str(exc).splitlines()[0]}") from None
+
+
+def session_device(session) -> str:
+    return "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
