@@ -130,6 +130,64 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
     click.echo(f"onnx: {result.onnx_dir}")
 
 
+@lut.command()
+@click.argument("scene", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Land-use GeoTIFF to write.")
+@click.option("--model", default=None, type=click.Path(path_type=Path),
+              help="Bundle or onnx/ folder (default: the bundle models/LATEST names).")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "int8", "fp16"]),
+              help="auto: FP16 on a GPU, INT8 on a CPU when exported, else fp32.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--stride", default=None, type=click.IntRange(1), help="Window step (default: the patch size).")
+@click.option("--bands", default=None, help="1-based bands, e.g. 3,2,1 (default: the bundle's, else 1,2,3).")
+@click.option("--scale", default="auto", show_default=True,
+              type=click.Choice(["auto", "bundle", "uint8", "reflectance", "percentile"]),
+              help="auto: the bundle's rule when the pixel type matches, else /255 (uint8) or a percentile stretch.")
+@click.option("--nodata", default=None, type=float, help="Nodata value (default: the file's nodata or mask).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--confidence", is_flag=True, help="Add a band with the winning probability (0-100).")
+@click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
+@click.option("--preview", default=None, type=click.Path(path_type=Path), help="Also write a PNG quick-look.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def classify(scene, output, model, precision, device, stride, bands, scale, nodata, batch_size, confidence, cog,
+             preview, overwrite, quiet):
+    """Classify a GeoTIFF SCENE into a georeferenced land-use map."""
+    from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
+    from .radiometry import parse_bands
+
+    result = classify_scene(ClassifyConfig(
+        scene=scene, output=output, model=model, precision=precision, device=device, stride=stride,
+        bands=parse_bands(bands), scale=scale, nodata=nodata, batch_size=batch_size, confidence=confidence,
+        cog=cog, preview=preview, overwrite=overwrite, progress=not quiet))
+    click.echo(format_summary(result.summary))
+    click.echo(f"{result.patches} patches ({result.skipped} all-nodata skipped) in {result.seconds:.1f} s, "
+               f"{result.patches_per_second:.1f} patches/s, {result.precision} on {result.device}")
+    click.echo(f"map: {result.output}\nsummary: {result.summary_path}" + (f"\npreview: {preview}" if preview else ""))
+
+
+@lut.command()
+@click.option("-o", "--output", default="demo", show_default=True, type=click.Path(path_type=Path))
+@click.option("--images", default=1200, show_default=True, type=click.IntRange(60))
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--scene-size", default=512, show_default=True, type=click.IntRange(32))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--overwrite", is_flag=True, help="Replace the outputs of an earlier demo.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
+    """Run finetune -> export -> classify offline on synthetic data and score the map against its truth."""
+    from .demo import DemoConfig, run_demo
+
+    result = run_demo(DemoConfig(output=output, images=images, epochs=epochs, scene_size=scene_size, seed=seed,
+                                 overwrite=overwrite, progress=not quiet), say=click.echo)
+    click.echo(f"map accuracy against the scene's ground truth: {result.map_accuracy:.3f} "
+               f"(patch test accuracy {result.test_accuracy:.3f})")
+    for name, path in (("bundle", result.bundle), ("onnx", result.onnx_dir), ("scene", result.scene),
+                       ("truth", result.truth), ("map", result.landuse), ("summary", result.summary),
+                       ("preview", result.preview)):
+        click.echo(f"  {name:<8} {path}")
+
+
 def main() -> None:
     lut(prog_name="lut")
 

@@ -1,0 +1,28 @@
+"""Helpers shared by the benchmarks: a bundle for a random-init ViT and peak-RSS reading."""
+
+from __future__ import annotations
+
+import json
+import resource
+from pathlib import Path
+
+
+def write_random_bundle(path: Path, spec: str = "vit-base", image_size: int = 224, classes: int = 6) -> Path:
+    """A bundle with random weights: speed does not depend on what the weights are."""
+    from lut.toolkit.backbones import load_classifier
+    from lut.toolkit.radiometry import rule_for_dtype
+    from lut.toolkit.synthetic import CLASSES
+
+    names = list(CLASSES[:classes])
+    model, processor, _ = load_classifier(spec, names, image_size)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    info = {"classes": names, "image_size": image_size, "band_rule": rule_for_dtype("uint8", (1, 2, 3)).to_dict(),
+            "data_source": {"kind": "synthetic", "images": 600, "seed": 0}, "split": {"seed": 0}}
+    (path / "lut.json").write_text(json.dumps(info))
+    return path
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -1,0 +1,1 @@
+"""lut.tiling: patch grids, windowed scene reading, map writing and the scene classification pipeline."""

@@ -1,0 +1,57 @@
+"""What a map says: area per class, and a quick-look picture with a legend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
+    """Pixels, km^2 (for projected CRSs in metres) and percent of the mapped area, per class."""
+    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    metric = crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")
+    total = int(counts.sum())
+    rows = {}
+    for name, n in zip(classes, counts.tolist()):
+        rows[name] = {"pixels": int(n), "km2": (n * pixel_area / 1e6) if metric else None,
+                      "percent": 100.0 * n / total if total else 0.0}
+    return {"classes": rows, "mapped_pixels": total, "nodata_pixels": int(nodata_pixels),
+            "pixel_area_m2": pixel_area if metric else None, "crs": crs.to_string() if crs else None}
+
+
+def format_summary(summary: dict) -> str:
+    width = max(len(c) for c in summary["classes"])
+    lines = [f"{'class':<{width}}  {'pixels':>12}  {'km2':>10}  {'%':>6}"]
+    for name, r in summary["classes"].items():
+        km2 = "-" if r["km2"] is None else f"{r['km2']:.3f}"
+        lines.append(f"{name:<{width}}  {r['pixels']:>12,}  {km2:>10}  {r['percent']:>6.1f}")
+    lines.append(f"{'nodata':<{width}}  {summary['nodata_pixels']:>12,}")
+    return "\n".join(lines)
+
+
+def write_preview(map_path: Path, png: Path, classes: list[str], colours: dict, max_side: int = 1024) -> None:
+    """A decimated view of the written map, so it costs little even for huge scenes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import rasterio
+    from matplotlib.patches import Patch
+    from rasterio.enums import Resampling
+
+    with rasterio.open(map_path) as src:
+        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
+        data = src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)),
+                        resampling=Resampling.nearest)
+    lut = np.zeros((256, 4), np.float32)
+    for value, rgba in colours.items():
+        lut[value] = np.asarray(rgba, np.float32) / 255.0
+    fig, ax = plt.subplots(figsize=(8, 8 * data.shape[0] / max(data.shape[1], 1) + 0.5))
+    ax.imshow(lut[data], interpolation="nearest")
+    ax.set_axis_off()
+    handles = [Patch(color=lut[i][:3], label=name) for i, name in enumerate(classes)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100, bbox_inches="tight")
+    plt.close(fig)

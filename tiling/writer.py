@@ -1,0 +1,75 @@
+"""The land-use GeoTIFF: uint8 classes with 255 = nodata, colour table, class names, tiled and compressed."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from lut.toolkit.synthetic import CLASS_COLOURS
+
+NODATA = 255
+
+
+def class_colours(classes: list[str]) -> dict[int, tuple[int, int, int, int]]:
+    """Known land-use names keep their colour; other classes get distinct tab20 colours."""
+    import matplotlib
+
+    tab = matplotlib.colormaps["tab20"]
+    table = {}
+    for i, name in enumerate(classes):
+        key = next((k for k in CLASS_COLOURS if k in name.lower()), None)
+        rgb = CLASS_COLOURS[key] if key else tuple(int(255 * c) for c in tab(i % 20)[:3])
+        table[i] = (*rgb, 255)
+    table[NODATA] = (0, 0, 0, 0)
+    return table
+
+
+class ClassMapWriter:
+    """Opens the output once and takes finished rows of the map in order."""
+
+    def __init__(self, path: Path, src_profile: dict, classes: list[str], confidence: bool) -> None:
+        import rasterio
+
+        width, height = src_profile["width"], src_profile["height"]
+        block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
+        profile = {
+            "driver": "GTiff", "width": width, "height": height, "count": 2 if confidence else 1,
+            "dtype": "uint8", "nodata": NODATA, "crs": src_profile.get("crs"), "transform": src_profile["transform"],
+            "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate", "interleave": "band",
+        }
+        self.classes = classes
+        self.confidence = confidence
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
+            self.dst = rasterio.open(path, "w", **profile)
+        self.dst.write_colormap(1, class_colours(classes))
+        self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA),
+                             **{f"class_{i}": name for i, name in enumerate(classes)})
+        self.dst.set_band_description(1, "land-use class")
+        if confidence:
+            self.dst.set_band_description(2, "confidence of the winning class, percent")
+        self.counts = np.zeros(len(classes), np.int64)
+
+    def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None) -> None:
+        from rasterio.windows import Window
+
+        h, w = classes.shape
+        window = Window(0, y0, w, h)
+        self.dst.write(classes, 1, window=window)
+        if self.confidence and confidence is not None:
+            self.dst.write(confidence, 2, window=window)
+        valid = classes[classes != NODATA]
+        self.counts += np.bincount(valid, minlength=len(self.classes))[: len(self.classes)]
+
+    def close(self) -> None:
+        self.dst.close()
+
+
+def to_cog(gtiff: Path, target: Path) -> None:
+    """Rewrite as a Cloud Optimized GeoTIFF (internal overviews by nearest neighbour: classes stay classes)."""
+    import rasterio.shutil
+
+    rasterio.shutil.copy(gtiff, target, driver="COG", compress="DEFLATE", overview_resampling="NEAREST",
+                         blocksize=256)
