@@ -61,3 +61,47 @@ def trained_bundle(tmp_path_factory, tiny_backbone) -> Path:
     )
     target, _ = finetune(cfg)
     return target
+
+
+@pytest.fixture(scope="session")
+def exported_bundle(trained_bundle, tmp_path_factory) -> Path:
+    """The trained bundle exported with fp32 and INT8, for the tiling tests."""
+    import shutil
+
+    from lut.export.exporter import ExportConfig, export_model
+
+    bundle = tmp_path_factory.mktemp("exported") / "bundle"
+    shutil.copytree(trained_bundle, bundle, ignore=shutil.ignore_patterns("onnx"))
+    export_model(ExportConfig(model_dir=bundle, quantize=True, samples=16, min_seconds=0.05))
+    return bundle
+
+
+def write_scene(path: Path, data, crs="EPSG:32633", nodata=None, transform=None) -> Path:
+    """A GeoTIFF from a (bands, H, W) array; 10 m pixels by default."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
+               "dtype": str(data.dtype), "transform": transform or from_origin(300000.0, 4000000.0, 10.0, 10.0)}
+    if crs is not None:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def synthetic_scene(h: int, w: int, class_index: int = 3, seed: int = 0):
+    """(3, h, w) uint8 painted with one class's texture at the model's patch scale (32 px)."""
+    import numpy as np
+
+    from lut.toolkit.synthetic import render
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((h, w, 3), np.uint8)
+    for y in range(0, h, 32):
+        for x in range(0, w, 32):
+            tile = render(class_index, rng, 32, 32)
+            out[y:y + 32, x:x + 32] = tile[: min(32, h - y), : min(32, w - x)]
+    return np.maximum(out, 1).transpose(2, 0, 1)

@@ -33,11 +33,10 @@ class ClassMapWriter:
         import rasterio
 
         width, height = src_profile["width"], src_profile["height"]
-        block = 256 if min(width, height) >= 256 else 16 * max(1, min(width, height) // 16)
         profile = {
             "driver": "GTiff", "width": width, "height": height, "count": 2 if confidence else 1,
             "dtype": "uint8", "nodata": NODATA, "crs": src_profile.get("crs"), "transform": src_profile["transform"],
-            "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate", "interleave": "band",
+            "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "interleave": "band",
         }
         self.classes = classes
         self.confidence = confidence
