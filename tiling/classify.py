@@ -1,6 +1,6 @@
 """`lut classify` as a library call: stream a scene through the model and write a georeferenced map.
 
-A reader thread reads one strip per window row, cuts and scales the patches and queues full batches;
+A reader thread reads each window row in column chunks, cuts and scales the patches and queues full batches;
 the main thread runs ONNX Runtime (which releases the GIL) and accumulates class probabilities on the
 cell grid, so reading never waits for inference and memory stays flat whatever the scene's size.
 """
@@ -26,7 +26,7 @@ from lut.toolkit.store import DEFAULT_STORE
 
 from .deployed import DeployedModel, load_deployed
 from .grid import PatchGrid
-from .scene import StripReader, choose_rule, open_raster, scene_bands
+from .scene import ChunkReader, choose_rule, open_raster, scene_bands
 from .summary import area_summary, format_summary, write_preview
 from .writer import NODATA, ClassMapWriter, class_colours, to_cog
 
@@ -83,7 +83,7 @@ class Batch:
 class BatchProducer(threading.Thread):
     """Reads strips, skips all-nodata windows, scales and normalises patches, queues batches in order."""
 
-    def __init__(self, reader: StripReader, grid: PatchGrid, rule: BandRule, model: DeployedModel,
+    def __init__(self, reader: ChunkReader, grid: PatchGrid, rule: BandRule, model: DeployedModel,
                  batch_size: int, prefetch: int) -> None:
         super().__init__(daemon=True, name="lut-reader")
         self.reader, self.grid, self.rule, self.model = reader, grid, rule, model
@@ -110,28 +110,35 @@ class BatchProducer(threading.Thread):
 
     def _produce(self) -> None:
         g, p, s = self.grid, self.grid.patch, self.grid.stride
-        items: list[np.ndarray] = []
+        buffer = np.empty((self.batch_size, 3, p, p), np.float32)
+        n = 0
         where: list[tuple[int, int]] = []
         finished: list[tuple[int, np.ndarray]] = []
+        pending: dict[int, np.ndarray] = {}  # validity of cell rows being assembled, chunk by chunk
         skipped = 0
-        for strip in self.reader.strips(g.window_rows, self.stop_event.is_set):
-            scaled = None
-            for c in range(g.window_cols):
-                x0 = c * s
-                if not strip.valid[:, x0:x0 + p].any():
+        for chunk in self.reader.chunks(self.stop_event.is_set):
+            for k in range(chunk.ncols):
+                x0 = k * s
+                if not chunk.valid[:, x0:x0 + p].any():
                     skipped += 1
                     continue
-                if scaled is None:  # scale and normalise the strip once, not per overlapping window
-                    scaled = (self.rule.apply(strip.data) - self.model.mean) / self.model.std
-                items.append(scaled[:, :, x0:x0 + p])
-                where.append((strip.row, c))
-                if len(items) == self.batch_size:
-                    self._put(Batch(np.stack(items), where, finished, skipped))
-                    items, where, finished, skipped = [], [], [], 0
-            for cell_row in g.cells_final_after(strip.row):
-                offset = (cell_row - strip.row) * s
-                finished.append((cell_row, strip.valid[offset:offset + s].copy()))
-        self._put(Batch(np.stack(items) if items else np.zeros((0, 3, p, p), np.float32), where, finished, skipped))
+                # scale and normalise straight into the batch buffer: no per-patch or stacking copies
+                self.rule.apply(chunk.data[:, :, x0:x0 + p], self.model.mean, self.model.std, out=buffer[n])
+                where.append((chunk.row, chunk.first_col + k))
+                n += 1
+                if n == self.batch_size:
+                    self._put(Batch(buffer, where, finished, skipped))
+                    buffer = np.empty_like(buffer)
+                    n, where, finished, skipped = 0, [], [], 0
+            x_start = chunk.first_col * s
+            width = min(chunk.valid.shape[1], g.padded_width - x_start)
+            for cell_row in g.cells_final_after(chunk.row):
+                offset = (cell_row - chunk.row) * s
+                mask = pending.setdefault(cell_row, np.zeros((s, g.padded_width), bool))
+                mask[:, x_start:x_start + width] = chunk.valid[offset:offset + s, :width]
+                if chunk.last:
+                    finished.append((cell_row, pending.pop(cell_row)))
+        self._put(Batch(buffer[:n], where, finished, skipped))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -174,8 +181,19 @@ def _say(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+#: GDAL's block cache defaults to 5% of RAM and fills up on big scenes; strips need far less.
+GDAL_CACHE_MB = 64
+
+
 def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say) -> ClassifyResult:
     """Classify `cfg.scene` into `cfg.output`; nothing appears at `cfg.output` unless the whole map is written."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+        return _classify(cfg, warn)
+
+
+def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResult:
     output = Path(cfg.output)
     refuse_existing(output, cfg.overwrite)
     if cfg.preview is not None:
@@ -196,7 +214,7 @@ def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say) -> C
         if src.crs is None:
             note(f"{cfg.scene} has no CRS; the map is written without one")
     grid = PatchGrid(profile["height"], profile["width"], model.image_size, cfg.stride or model.image_size)
-    reader = StripReader(Path(cfg.scene), bands, nodata, grid.patch, grid.stride, grid.padded_width)
+    reader = ChunkReader(Path(cfg.scene), bands, nodata, grid)
     producer = BatchProducer(reader, grid, rule, model, cfg.batch_size, cfg.prefetch)
     accumulator = CellAccumulator(grid, len(model.classes))
     patches = skipped = nodata_pixels = 0

@@ -76,37 +76,47 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
 
 
 @dataclass
-class SceneStrip:
+class SceneChunk:
+    """Windows first_col .. first_col + ncols - 1 of one window row, with the pixels they cover."""
+
     row: int
-    data: np.ndarray  # (C, patch, padded_width), raw values, zero-padded
-    valid: np.ndarray  # (patch, padded_width) bool
+    first_col: int
+    ncols: int
+    last: bool  # the last chunk of its row
+    data: np.ndarray  # (C, patch, (ncols - 1) * stride + patch), raw values, zero-padded past the scene
+    valid: np.ndarray  # (patch, same width) bool
 
 
-class StripReader:
-    """Reads one window row at a time (all windows of a row share one read) and pads the scene edge."""
+class ChunkReader:
+    """Reads a window row in column chunks, so memory does not grow with the scene's width."""
 
-    def __init__(self, path: Path, bands: tuple[int, ...], nodata: float | None, patch: int, stride: int,
-                 padded_width: int) -> None:
-        self.path, self.bands, self.nodata = Path(path), bands, nodata
-        self.patch, self.stride, self.padded_width = patch, stride, padded_width
+    def __init__(self, path: Path, bands: tuple[int, ...], nodata: float | None, grid, chunk_px: int = 2048) -> None:
+        self.path, self.bands, self.nodata, self.grid = Path(path), bands, nodata, grid
+        self.chunk_cols = max(1, chunk_px // grid.stride)
 
-    def strips(self, rows: int, stop: Callable[[], bool] = lambda: False):
+    def chunks(self, stop: Callable[[], bool] = lambda: False):
         from rasterio.windows import Window
 
+        g = self.grid
         with open_raster(self.path) as src:
-            for r in range(rows):
-                if stop():
-                    return
-                y0 = r * self.stride
-                h = min(self.patch, src.height - y0)
-                window = Window(0, y0, src.width, h)
-                raw = src.read(list(self.bands), window=window)
-                valid = valid_mask(src, raw, self.bands, self.nodata, window=window)
-                data = np.zeros((len(self.bands), self.patch, self.padded_width), raw.dtype)
-                mask = np.zeros((self.patch, self.padded_width), bool)
-                data[:, :h, :src.width] = raw
-                mask[:h, :src.width] = valid
-                yield SceneStrip(r, data, mask)
+            for r in range(g.window_rows):
+                y0 = r * g.stride
+                h = min(g.patch, src.height - y0)
+                for first in range(0, g.window_cols, self.chunk_cols):
+                    if stop():
+                        return
+                    ncols = min(self.chunk_cols, g.window_cols - first)
+                    x0 = first * g.stride
+                    width = (ncols - 1) * g.stride + g.patch
+                    w = min(width, src.width - x0)
+                    window = Window(x0, y0, w, h)
+                    raw = src.read(list(self.bands), window=window)
+                    valid = valid_mask(src, raw, self.bands, self.nodata, window=window)
+                    data = np.zeros((len(self.bands), g.patch, width), raw.dtype)
+                    mask = np.zeros((g.patch, width), bool)
+                    data[:, :h, :w] = raw
+                    mask[:h, :w] = valid
+                    yield SceneChunk(r, first, ncols, first + ncols == g.window_cols, data, mask)
 
 
 def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -25,12 +25,21 @@ class BandRule:
     high: tuple[float, ...]
     description: str
 
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Scale already-selected bands, shape (C, H, W), to float32 in [0, 1]."""
+    def apply(self, raw: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
+        """Scale already-selected bands, shape (C, H, W), to float32 in [0, 1]; then normalise by
+        (mean, std), shaped (C, 1, 1), when given. Works in place in `out` (the tiler's batch buffer)."""
         low = np.asarray(self.low, dtype=np.float32)[:, None, None]
         span = np.maximum(np.asarray(self.high, dtype=np.float32)[:, None, None] - low, 1e-6)
-        out = (raw.astype(np.float32, copy=False) - low) / span
-        return np.clip(out, 0.0, 1.0, out=out)
+        if out is None:
+            out = np.empty(raw.shape, np.float32)
+        np.subtract(raw, low, out=out, casting="unsafe")
+        out *= 1.0 / span
+        np.clip(out, 0.0, 1.0, out=out)
+        if mean is not None and std is not None:
+            out -= mean
+            out *= 1.0 / std
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)
