@@ -188,6 +188,79 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
         click.echo(f"  {name:<8} {path}")
 
 
+@lut.command()
+@click.option("--method", default="dino", show_default=True, type=click.Choice(["dino"]))
+@click.option("--data", "sources", multiple=True, required=True,
+              help="Repeatable: an image folder (labels ignored) or a GeoTIFF scene; PATH:3,2,1 picks its bands.")
+@click.option("--backbone", default="vit-small", show_default=True,
+              help="vit-tiny|vit-small|vit-base (random init) or a local ViT checkpoint to keep pretraining.")
+@click.option("-o", "--output", default=None, type=click.Path(path_type=Path),
+              help="Checkpoint dir (default models/dino-<backbone>).")
+@click.option("--image-size", default=224, show_default=True, type=int, help="Global crop size.")
+@click.option("--local-size", default=None, type=int, help="Local crop size (default 96/224 of the global).")
+@click.option("--local-views", default=6, show_default=True, type=click.IntRange(0))
+@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
+@click.option("--lr", default=5e-4, show_default=True, type=float, help="Peak LR per 256 images.")
+@click.option("--warmup-epochs", default=10, show_default=True, type=click.IntRange(0))
+@click.option("--out-dim", default=4096, show_default=True, type=click.IntRange(2), help="DINO head output size.")
+@click.option("--head-hidden", default=1024, show_default=True, type=click.IntRange(2))
+@click.option("--bottleneck", default=256, show_default=True, type=click.IntRange(2))
+@click.option("--windows-per-scene", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--bands", default=None, help="Bands for every raster source, e.g. 3,2,1.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Also the split seed: a labelled folder contributes only finetune's training split for it.")
+@click.option("--all-images", is_flag=True, help="Use every image of labelled folders (disables the split guard).")
+@click.option("--monitor", default=None, type=click.Path(path_type=Path),
+              help="Labelled folder: k-NN accuracy after each epoch, to see collapse early.")
+@click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output (and any unfinished run).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--quiet", is_flag=True, help="No progress bars (one JSON line per epoch instead).")
+def pretrain(method, sources, backbone, output, image_size, local_size, local_views, epochs, batch_size, lr,
+             warmup_epochs, out_dim, head_hidden, bottleneck, windows_per_scene, bands, seed, all_images, monitor,
+             resume, overwrite, device, workers, quiet):
+    """Self-supervised DINO pretraining on unlabelled imagery; the result is a backbone for finetune."""
+    from .dino import PretrainConfig, pretrain as run
+    from .radiometry import parse_bands
+
+    result = run(PretrainConfig(
+        sources=list(sources), method=method, backbone=backbone, output=output, image_size=image_size,
+        local_size=local_size, local_views=local_views, epochs=epochs, batch_size=batch_size, lr=lr,
+        warmup_epochs=warmup_epochs, out_dim=out_dim, head_hidden=head_hidden, bottleneck=bottleneck,
+        windows_per_scene=windows_per_scene, bands=parse_bands(bands), seed=seed, split_guard=not all_images,
+        monitor=monitor, resume=resume, overwrite=overwrite, device=device, workers=workers, progress=not quiet))
+    last = result.history[-1] if result.history else {}
+    knn = f", k-NN accuracy {last['knn_accuracy']:.3f}" if "knn_accuracy" in last else ""
+    click.echo(f"pretrained {len(result.history)} epochs in {result.seconds:.0f} s, final loss "
+               f"{last.get('loss', float('nan')):.4f}{knn}")
+    click.echo(f"backbone: {result.output}  (use: lut finetune --backbone {result.output})")
+
+
+@lut.command()
+@click.option("--backbones", required=True, help="Comma-separated backbones (specs or checkpoint dirs).")
+@click.option("--strategies", default="all", show_default=True, help="Comma-separated strategies, or all.")
+@click.option("--train-labels", default="all", show_default=True, help="Label counts, e.g. 500,1000,2000,all.")
+@click.option("--efficiency-strategies", default="linear_probe,differential_lr,progressive", show_default=True,
+              help="Strategies also run at the smaller label counts.")
+@data_options
+@click.option("-o", "--output", default="results", show_default=True, type=click.Path(path_type=Path))
+def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
+            epochs, batch_size, seed, device, workers, no_cache, quiet, output):
+    """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
+    from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
+    from .radiometry import parse_bands
+
+    cfg = CompareConfig(
+        backbones=[b.strip() for b in backbones.split(",") if b.strip()], strategies=parse_strategies(strategies),
+        train_labels=parse_labels(train_labels), efficiency_strategies=parse_strategies(efficiency_strategies),
+        data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
+        train=train_config(epochs, batch_size, seed, device, workers, no_cache, quiet), output=output)
+    result = run_compare(cfg, say=click.echo)
+    click.echo(f"results: {result['output'] / 'results.md'}")
+
+
 def main() -> None:
     lut(prog_name="lut")
 

@@ -1,0 +1,162 @@
+"""`lut compare`: the study's tables on your own data — a grid of finetune runs, cached cell by cell."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .atomic import write_text_atomic
+from .backbones import RANDOM_INIT_SIZES
+from .errors import LutError
+from .finetune import FinetuneConfig, run_finetune
+from .strategies import STRATEGIES, StrategyConfig
+from .training import TrainConfig
+
+EFFICIENCY_STRATEGIES = ("linear_probe", "differential_lr", "progressive")
+DOMAIN_STRATEGIES = ("linear_probe", "progressive")
+
+
+@dataclass
+class CompareConfig:
+    backbones: list[str]
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    train_labels: list[int | None] = field(default_factory=lambda: [None])
+    efficiency_strategies: list[str] = field(default_factory=lambda: list(EFFICIENCY_STRATEGIES))
+    data: str = "synthetic"
+    synthetic_images: int = 8000
+    bands: tuple[int, ...] | None = None
+    image_size: int | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class Cell:
+    backbone: str
+    strategy: str
+    labels: int | None  # None: every training label
+
+    @property
+    def key(self) -> str:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.backbone.strip("/"))
+        return f"{name}__{self.strategy}__{'all' if self.labels is None else self.labels}"
+
+
+def parse_labels(text: str) -> list[int | None]:
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            out.append(None)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise LutError(f"--train-labels takes positive counts and 'all', e.g. 500,1000,all; got {text!r}")
+    return out
+
+
+def parse_strategies(text: str) -> list[str]:
+    if text == "all":
+        return list(STRATEGIES)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in STRATEGIES]
+    if unknown or not names:
+        raise LutError(f"unknown strategy {', '.join(unknown) or text!r}: choose from {', '.join(STRATEGIES)} or all")
+    return names
+
+
+def check_backbones(backbones: list[str]) -> None:
+    """Fail before hours of training when a backbone directory is missing."""
+    for spec in backbones:
+        if spec in RANDOM_INIT_SIZES:
+            continue
+        path = Path(spec)
+        looks_local = path.exists() or spec.startswith((".", "/", "~", "models/")) or spec.count("/") != 1
+        if looks_local and not (path / "config.json").is_file():
+            raise LutError(f"--backbones names {spec}, which is not a checkpoint directory (no config.json)")
+
+
+def plan_cells(cfg: CompareConfig) -> list[Cell]:
+    """Every strategy with all labels for every backbone; the data-efficiency strategies at each label count."""
+    cells = []
+    for backbone in cfg.backbones:
+        for labels in cfg.train_labels:
+            for strategy in cfg.strategies:
+                if labels is None or strategy in cfg.efficiency_strategies:
+                    cells.append(Cell(backbone, strategy, labels))
+    return cells
+
+
+def fingerprint(cfg: CompareConfig) -> dict:
+    """What every cell shares; a results folder is only resumed with the same."""
+    shared = {"data": cfg.data, "synthetic_images": cfg.synthetic_images if cfg.data == "synthetic" else None,
+              "bands": cfg.bands, "image_size": cfg.image_size,
+              "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers", "device")}}
+    shared["id"] = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
+    return shared
+
+
+def guard_warnings(cfg: CompareConfig) -> list[str]:
+    """A pretrained backbone that saw this data's val/test images would flatter itself; say so."""
+    notes = []
+    for spec in cfg.backbones:
+        info_path = Path(spec) / "lut.json"
+        if not info_path.is_file() or cfg.data == "synthetic":
+            continue
+        info = json.loads(info_path.read_text())
+        data = str(Path(cfg.data).resolve())
+        for source in info.get("sources", []):
+            if source.get("kind") == "folder" and source.get("path") == data:
+                guards = [g for g in info.get("split_guard", []) if g.get("folder") == data]
+                if not guards or guards[0].get("split_seed") != cfg.train.seed:
+                    notes.append(f"{spec} was pretrained on images of {cfg.data} beyond its training split for "
+                                 f"--seed {cfg.train.seed}; its test scores are optimistic")
+    return notes
+
+
+def run_cell(cfg: CompareConfig, cell: Cell) -> dict:
+    outcome = run_finetune(FinetuneConfig(
+        data=cfg.data, synthetic_images=cfg.synthetic_images, bands=cfg.bands, image_size=cfg.image_size,
+        backbone=cell.backbone, strategy=StrategyConfig(cell.strategy), train=cfg.train, train_labels=cell.labels,
+    ))
+    metrics = {k: v for k, v in outcome.metrics.items()}
+    metrics.update(backbone=cell.backbone, labels=cell.labels, key=cell.key)
+    return metrics
+
+
+def run_compare(cfg: CompareConfig, say=print) -> dict:
+    """Run (or resume) the grid and write results.md/.csv/.json and the data-efficiency PNG."""
+    from .compare_report import write_results
+
+    check_backbones(cfg.backbones)
+    out = Path(cfg.output)
+    cells_dir = out / "cells"
+    stamp = out / "compare.json"
+    shared = fingerprint(cfg)
+    if stamp.is_file():
+        previous = json.loads(stamp.read_text())
+        if previous.get("id") != shared["id"]:
+            raise LutError(f"{out} holds a compare run with other data/training options; pass another -o")
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stamp, json.dumps(shared, indent=2))
+    for note in guard_warnings(cfg):
+        say(f"warning: {note}")
+    cells = plan_cells(cfg)
+    results = []
+    for k, cell in enumerate(cells, 1):
+        path = cells_dir / f"{cell.key}.json"
+        if path.is_file():
+            say(f"cell {k}/{len(cells)}: {cell.key} (cached)")
+            results.append(json.loads(path.read_text()))
+            continue
+        say(f"cell {k}/{len(cells)}: {cell.key}")
+        metrics = run_cell(cfg, cell)
+        write_text_atomic(path, json.dumps(metrics, indent=2))
+        say(f"  accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
+            f"{metrics['train_seconds']:.0f} s")
+        results.append(metrics)
+    write_results(out, cfg, results)
+    return {"cells": results, "output": out}

@@ -1,0 +1,318 @@
+"""`lut pretrain --method dino`: self-supervised DINO on unlabelled imagery, with lightly's components.
+
+Student and teacher ViTs with a DINO projection head; the teacher is an EMA of the student (momentum
+0.996 -> 1 on a cosine schedule), sees the 2 global crops while the student sees all crops, and its
+output is centred and sharpened with a temperature warm-up. Checkpoints are written every epoch, so a
+killed run resumes with --resume and loses at most one epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from .atomic import atomic_directory, refuse_existing
+from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, vit_config
+from .errors import LutError
+from .store import BUNDLE_FILE, DEFAULT_STORE
+from .training import resolve_device
+from .unlabelled import Item, Pool, build_pool, epoch_items, load_item
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class PretrainConfig:
+    sources: list[str] = field(default_factory=list)
+    method: str = "dino"
+    backbone: str = "vit-small"
+    output: Path | None = None
+    image_size: int = 224
+    local_size: int | None = None
+    local_views: int = 6
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 5e-4  # per 256 images, scaled linearly with the batch size as in the paper
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    weight_decay: float = 0.04
+    momentum: float = 0.996
+    out_dim: int = 4096
+    head_hidden: int = 1024
+    bottleneck: int = 256
+    teacher_temp: float = 0.04
+    teacher_temp_final: float = 0.07
+    teacher_temp_warmup_epochs: int = 30
+    grad_clip: float = 3.0
+    windows_per_scene: int = 200
+    bands: tuple[int, ...] | None = None
+    seed: int = 0
+    split_guard: bool = True
+    monitor: Path | None = None
+    monitor_images: int = 900
+    resume: bool = False
+    overwrite: bool = False
+    device: str = "auto"
+    workers: int = 0
+    progress: bool = True
+    store: Path = DEFAULT_STORE
+
+    def architecture(self, hidden: int, layers: int, patch: int) -> dict:
+        """What a checkpoint must match to be resumed."""
+        return {"backbone": self.backbone, "hidden": hidden, "layers": layers, "patch": patch,
+                "image_size": self.image_size, "out_dim": self.out_dim, "head_hidden": self.head_hidden,
+                "bottleneck": self.bottleneck}
+
+
+def build_backbone(cfg: PretrainConfig):
+    """A ViTModel without pooler: a random-init size name, or a local checkpoint to keep pretraining."""
+    from transformers import ViTImageProcessor, ViTModel
+
+    if cfg.backbone in RANDOM_INIT_SIZES:
+        check_image_size(cfg.image_size, 16)
+        return ViTModel(vit_config(cfg.backbone, cfg.image_size), add_pooling_layer=False), \
+            default_processor(cfg.image_size)
+    path = Path(cfg.backbone)
+    if not (path / "config.json").is_file():
+        raise LutError(f"--backbone must be one of {', '.join(RANDOM_INIT_SIZES)} or a local ViT checkpoint "
+                       f"directory, got {cfg.backbone!r}")
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a pooler left unused is expected
+    try:
+        model = ViTModel.from_pretrained(path, add_pooling_layer=False)
+    except OSError as exc:
+        raise LutError(f"cannot load the checkpoint in {path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    check_image_size(cfg.image_size, model.config.patch_size)
+    try:
+        processor = ViTImageProcessor.from_pretrained(path)
+    except OSError:
+        processor = default_processor(cfg.image_size)
+    return model, processor
+
+
+class DinoNetwork(nn.Module):
+    """Backbone CLS embedding -> projection head, batching the crops of one resolution together."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs: list[torch.Tensor | None] = [None] * len(views)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, v in enumerate(views):
+            by_size.setdefault(tuple(v.shape[-2:]), []).append(i)
+        for indices in by_size.values():
+            x = torch.cat([views[i] for i in indices])
+            z = self.head(self.backbone(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 0])
+            for i, chunk in zip(indices, z.chunk(len(indices))):
+                outputs[i] = chunk
+        return outputs  # type: ignore[return-value]
+
+
+class ViewsDataset(torch.utils.data.Dataset):
+    def __init__(self, pool: Pool, items: list[Item], image_size: int, transform) -> None:
+        self.pool, self.items, self.image_size, self.transform = pool, items, image_size, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> list[torch.Tensor]:
+        image = load_item(self.pool, self.items[i], self.image_size)
+        pil = Image.fromarray((image.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        return self.transform(pil)
+
+
+def collate_views(batch: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    return [torch.stack(v) for v in zip(*batch)]
+
+
+def make_transform(cfg: PretrainConfig, local_size: int, mean: list[float], std: list[float]):
+    from lightly.transforms.dino_transform import DINOTransform
+
+    # nadir imagery has no up or down: vertical flips and 90-degree rotations are label-preserving
+    return DINOTransform(global_crop_size=cfg.image_size, local_crop_size=local_size, n_local_views=cfg.local_views,
+                         hf_prob=0.5, vf_prob=0.5, rr_prob=0.5, normalize={"mean": mean, "std": std})
+
+
+def local_crop_size(cfg: PretrainConfig, patch: int) -> int:
+    size = cfg.local_size or max(patch, int(round(cfg.image_size * 96 / 224 / patch)) * patch)
+    if size > cfg.image_size:
+        raise LutError(f"--local-size {size} is larger than the global crop --image-size {cfg.image_size}")
+    check_image_size(size, patch)
+    return size
+
+
+def learning_rate(cfg: PretrainConfig, step: int, steps_per_epoch: int) -> float:
+    peak = cfg.lr * cfg.batch_size / 256
+    warmup = min(cfg.warmup_epochs, max(cfg.epochs - 1, 0)) * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return cfg.min_lr + 0.5 * (peak - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def teacher_temperature(cfg: PretrainConfig, epoch: int) -> float:
+    warm = min(cfg.teacher_temp_warmup_epochs, max(cfg.epochs // 3, 1))
+    if epoch >= warm:
+        return cfg.teacher_temp_final
+    return cfg.teacher_temp + (cfg.teacher_temp_final - cfg.teacher_temp) * epoch / warm
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class PretrainResult:
+    output: Path
+    history: list[dict]
+    seconds: float
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Run DINO and write a ViT checkpoint directory that `lut finetune --backbone DIR` loads."""
+    from lightly.loss import DINOLoss
+    from lightly.models.modules import DINOProjectionHead
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+    from lightly.utils.scheduler import cosine_schedule
+
+    if cfg.method != "dino":
+        raise LutError(f"unknown --method {cfg.method!r}; lut pretrains with dino")
+    name = Path(cfg.backbone).name if Path(cfg.backbone).exists() else cfg.backbone
+    target = Path(cfg.output) if cfg.output else Path(cfg.store) / f"dino-{name}"
+    refuse_existing(target, cfg.overwrite)
+    work = target.with_name(target.name + ".ckpt")
+    if (work / CHECKPOINT).is_file() and not cfg.resume and not cfg.overwrite:
+        raise LutError(f"{work} holds an unfinished run; pass --resume to continue it or --overwrite to restart")
+
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    backbone, processor = build_backbone(cfg)
+    c = backbone.config
+    mean, std = list(processor.image_mean), list(processor.image_std)
+    local_size = local_crop_size(cfg, c.patch_size)
+    pool = build_pool(cfg.sources, cfg.image_size, cfg.bands, cfg.seed, cfg.split_guard)
+    monitor = None
+    if cfg.monitor is not None:
+        from .knn import KnnMonitor
+
+        monitor = KnnMonitor(cfg.monitor, cfg.image_size, mean, std, cfg.seed, cfg.monitor_images)
+
+    def new_head() -> nn.Module:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # lightly's head uses torch's older weight_norm
+            return DINOProjectionHead(c.hidden_size, cfg.head_hidden, cfg.bottleneck, cfg.out_dim,
+                                      freeze_last_layer=1)
+
+    student = DinoNetwork(backbone, new_head()).to(device)
+    # weight-normed heads cannot be deep-copied: build the teacher's and copy the weights in
+    teacher = DinoNetwork(copy.deepcopy(backbone), new_head()).to(device)
+    teacher.head.load_state_dict(student.head.state_dict())
+    deactivate_requires_grad(teacher)
+    criterion = DINOLoss(output_dim=cfg.out_dim, teacher_temp=cfg.teacher_temp).to(device)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    arch = cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size)
+    start_epoch, step, history = 0, 0, []
+    if cfg.resume and (work / CHECKPOINT).is_file():
+        try:
+            state = torch.load(work / CHECKPOINT, map_location=device, weights_only=False)
+        except Exception as exc:  # noqa: BLE001
+            raise LutError(f"cannot read checkpoint {work / CHECKPOINT}: {str(exc).splitlines()[0]}") from None
+        if state.get("architecture") != arch:
+            raise LutError(f"{work / CHECKPOINT} was written for another architecture ({state.get('architecture')}); "
+                           "pass the same --backbone/--image-size/head sizes or --overwrite to restart")
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        optimizer.load_state_dict(state["optimizer"])
+        criterion.load_state_dict(state["criterion"])
+        start_epoch, step, history = state["epoch"], state["step"], state["history"]
+    work.mkdir(parents=True, exist_ok=True)
+
+    transform = make_transform(cfg, local_size, mean, std)
+    steps_per_epoch = None
+    started = time.perf_counter()
+    seconds_before = history[-1]["elapsed_s"] if history else 0.0
+    epochs = tqdm(range(start_epoch, cfg.epochs), desc="dino", unit="epoch", disable=not cfg.progress,
+                  initial=start_epoch, total=cfg.epochs)
+    for epoch in epochs:
+        items = epoch_items(pool, cfg.windows_per_scene, cfg.image_size, cfg.seed, epoch)
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        loader = torch.utils.data.DataLoader(
+            ViewsDataset(pool, items, cfg.image_size, transform), batch_size=cfg.batch_size, shuffle=True,
+            drop_last=len(items) > cfg.batch_size, collate_fn=collate_views, num_workers=cfg.workers,
+            generator=generator, worker_init_fn=lambda w: torch.manual_seed(cfg.seed * 1000 + epoch * 10 + w))
+        steps_per_epoch = steps_per_epoch or len(loader)
+        total_steps = cfg.epochs * steps_per_epoch
+        temp = teacher_temperature(cfg, epoch)
+        student.train()
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress,
+                   unit="batch")
+        for views in bar:
+            views = [v.to(device) for v in views]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
+            momentum = cosine_schedule(step, total_steps, cfg.momentum, 1.0)
+            with torch.no_grad():
+                teacher_out = teacher(views[:2])
+            student_out = student(views)
+            loss = criterion(teacher_out, student_out, teacher_temp=temp)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            student.head.cancel_last_layer_gradients(current_epoch=epoch)
+            optimizer.step()
+            update_momentum(student, teacher, momentum)
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                  "teacher_temp": temp, "images": len(items),
+                  "elapsed_s": seconds_before + time.perf_counter() - started}
+        if monitor is not None:
+            record["knn_accuracy"] = monitor.accuracy(teacher.backbone, device)
+        history.append(record)
+        epochs.set_postfix(loss=f"{record['loss']:.3f}",
+                           **({"knn": f"{record['knn_accuracy']:.3f}"} if "knn_accuracy" in record else {}))
+        if not cfg.progress:
+            print(json.dumps(record), flush=True)
+        _save_checkpoint(work / CHECKPOINT, {
+            "architecture": arch, "epoch": epoch + 1, "step": step, "history": history,
+            "student": student.state_dict(), "teacher": teacher.state_dict(),
+            "optimizer": optimizer.state_dict(), "criterion": criterion.state_dict(),
+        })
+
+    with atomic_directory(target, cfg.overwrite) as tmp:
+        teacher.backbone.to("cpu").save_pretrained(tmp)
+        processor.size = {"height": cfg.image_size, "width": cfg.image_size}
+        processor.save_pretrained(tmp)
+        info = {"format": "lut-backbone/1", "method": "dino", "backbone": cfg.backbone, "image_size": cfg.image_size,
+                "local_size": local_size, "sources": pool.described, "split_guard": pool.guards,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                "history": history}
+        (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
