@@ -1,0 +1,75 @@
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lut.toolkit import compare as compare_module
+from lut.toolkit.cli import lut
+from lut.toolkit.compare import CompareConfig, Cell, parse_labels, parse_strategies, plan_cells
+from lut.toolkit.errors import LutError
+
+
+def test_grid_runs_every_strategy_once_and_efficiency_strategies_per_label_count():
+    cfg = CompareConfig(backbones=["a", "b"], strategies=parse_strategies("all"),
+                        train_labels=parse_labels("500,1000,all"))
+    cells = plan_cells(cfg)
+    assert len(cells) == 2 * (6 + 2 * 3)
+    assert Cell("a", "llrd", None) in cells and Cell("a", "llrd", 500) not in cells
+    assert Cell("b", "progressive", 1000) in cells
+    assert Cell("models/dino-vit-tiny", "full_ft", None).key == "models_dino-vit-tiny__full_ft__all"
+    with pytest.raises(LutError):
+        parse_labels("500,lots")
+    with pytest.raises(LutError):
+        parse_strategies("linear_probe,magic")
+
+
+def args_for(tmp_path, backbones):
+    return ["compare", "--backbones", ",".join(map(str, backbones)), "--strategies", "linear_probe,progressive",
+            "--train-labels", "24,all", "--synthetic-images", "120", "--epochs", "1", "--quiet",
+            "-o", str(tmp_path / "results")]
+
+
+def test_compare_writes_the_four_tables_and_resumes(tmp_path, tiny_backbone, monkeypatch):
+    runner = CliRunner()
+    calls = []
+    real = compare_module.run_cell
+
+    def interrupt_third(cfg, cell):
+        calls.append(cell.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(cfg, cell)
+
+    monkeypatch.setattr(compare_module, "run_cell", interrupt_third)
+    first = runner.invoke(lut, args_for(tmp_path, ["vit-tiny", tiny_backbone]))
+    assert first.exit_code == 130 and "cell 3/8" in first.output
+    assert len(list((tmp_path / "results" / "cells").glob("*.json"))) == 2
+
+    monkeypatch.setattr(compare_module, "run_cell", real)
+    second = runner.invoke(lut, args_for(tmp_path, ["vit-tiny", tiny_backbone]))
+    assert second.exit_code == 0, second.output
+    assert second.output.count("(cached)") == 2 and "cell 8/8" in second.output
+    out = tmp_path / "results"
+    md = (out / "results.md").read_text()
+    for title in ("1. Strategy comparison", "2. Per-class F1", "3. Data efficiency", "4. Domain-specific"):
+        assert title in md
+    assert "| linear_probe |" in md and "tiny_backbone" in md
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 8 and {r["labels"] for r in rows} == {"24", "all"}
+    assert len(json.loads((out / "results.json").read_text())) == 8
+    assert (out / "data_efficiency.png").stat().st_size > 1000
+
+    def never(cfg, cell):
+        raise AssertionError("a finished cell ran again")
+
+    monkeypatch.setattr(compare_module, "run_cell", never)
+    assert runner.invoke(lut, args_for(tmp_path, ["vit-tiny", tiny_backbone])).exit_code == 0
+    other = runner.invoke(lut, args_for(tmp_path, ["vit-tiny"]) + ["--seed", "3"])
+    assert other.exit_code == 1 and "other data/training options" in other.output
+
+
+def test_missing_backbone_directory_fails_before_any_work(tmp_path):
+    result = CliRunner().invoke(lut, args_for(tmp_path, ["vit-tiny", tmp_path / "models" / "dino-absent"]))
+    assert result.exit_code == 1 and result.output.startswith("error:") and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "results").exists()

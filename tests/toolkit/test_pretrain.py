@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from lut.toolkit import dino as dino_module
+from lut.toolkit.backbones import load_classifier
+from lut.toolkit.cli import lut
+from lut.toolkit.dino import PretrainConfig, pretrain
+from lut.toolkit.errors import LutError
+from lut.toolkit.synthetic import render
+from lut.toolkit.unlabelled import SourceSpec, build_pool, epoch_items, load_item
+
+from ..conftest import write_scene
+
+
+def labelled_folder(root, classes=("a", "b", "c"), n=10, size=40):
+    for i, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for k in range(n):
+            Image.fromarray(render(i, np.random.default_rng(k), size, size)).save(root / c / f"{k}.png")
+    return root
+
+
+def tiny_cfg(tmp_path, sources, backbone, **kw):
+    base = dict(sources=[str(s) for s in sources], backbone=str(backbone), image_size=32, local_size=16,
+                local_views=2, epochs=2, batch_size=8, out_dim=64, head_hidden=32, bottleneck=16,
+                windows_per_scene=4, warmup_epochs=1, output=tmp_path / "dino", progress=False)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_source_spec_parses_per_source_bands(tmp_path):
+    assert SourceSpec.parse("s2.tif:3,2,1") == SourceSpec(tmp_path.__class__("s2.tif"), (3, 2, 1))
+    assert SourceSpec.parse("folder").bands is None
+
+
+def test_labelled_folder_contributes_only_its_training_split(tmp_path):
+    root = labelled_folder(tmp_path / "d")
+    pool = build_pool([str(root)], 32, None, seed=0)
+    assert len(pool.files) == 18  # 60% of 30
+    assert pool.guards == [{"folder": str(root.resolve()), "split_seed": 0, "used": "train", "images": 18, "of": 30,
+                            "fractions": [0.6, 0.2, 0.2]}]
+    from lut.toolkit.datasets import stratified_split
+    from lut.toolkit.imagefolder import scan_folder
+
+    _, files, labels = scan_folder(root)
+    assert set(pool.files) == {files[i] for i in stratified_split(labels, 0).train}
+    assert len(build_pool([str(root)], 32, None, seed=0, guard=False).files) == 30
+
+
+def test_scene_windows_avoid_nodata_and_repeat_per_epoch(tmp_path):
+    data = np.stack([np.full((100, 100), v, np.uint8) for v in (50, 100, 150)])
+    data[:, :, :70] = 0
+    scene = write_scene(tmp_path / "s.tif", data, nodata=0)
+    pool = build_pool([str(scene)], 32, None, seed=0)
+    items = epoch_items(pool, 6, 32, seed=0, epoch=3)
+    assert len(items) == 6 and all(it.x + 32 - 70 >= 16 for it in items)  # at least half valid
+    assert items == epoch_items(pool, 6, 32, seed=0, epoch=3) != epoch_items(pool, 6, 32, seed=0, epoch=4)
+    image = load_item(pool, items[0], 32)
+    assert image.shape == (3, 32, 32) and 0 <= image.min() and image.max() <= 1
+
+
+@pytest.mark.parametrize("case", ["bands", "crop", "missing", "empty"])
+def test_pool_errors(tmp_path, case):
+    root = labelled_folder(tmp_path / "d", size=24 if case == "crop" else 40)
+    sources = [str(root)]
+    if case == "bands":
+        sources.append(str(write_scene(tmp_path / "s.tif", np.ones((4, 64, 64), np.uint8))))
+    if case == "missing":
+        sources = [str(tmp_path / "absent")]
+    if case == "empty":
+        (tmp_path / "empty").mkdir()
+        sources = [str(tmp_path / "empty")]
+    with pytest.raises(LutError) as err:
+        build_pool(sources, 32, None, seed=0)
+    if case == "bands":
+        assert "different band counts" in str(err.value)
+
+
+def test_pretrain_writes_a_backbone_finetune_loads(tmp_path, tiny_backbone):
+    root = labelled_folder(tmp_path / "d")
+    scene = write_scene(tmp_path / "s.tif", np.random.default_rng(0).integers(1, 255, (4, 80, 80), dtype=np.uint8))
+    cfg = tiny_cfg(tmp_path, [root, f"{scene}:3,2,1"], tiny_backbone, monitor=root, monitor_images=30)
+    result = pretrain(cfg)
+    out = tmp_path / "dino"
+    assert result.output == out and not (tmp_path / "dino.ckpt").exists()
+    info = json.loads((out / "lut.json").read_text())
+    assert info["method"] == "dino" and info["split_guard"][0]["used"] == "train"
+    assert [h["epoch"] for h in info["history"]] == [1, 2] and all("knn_accuracy" in h for h in info["history"])
+    assert info["history"][0]["images"] == 18 + 4
+    model, _, backbone = load_classifier(str(out), ["x", "y"])
+    assert backbone.kind == "local" and backbone.image_size == 32
+    from transformers import ViTModel
+
+    start = ViTModel.from_pretrained(tiny_backbone)
+    assert not torch.equal(model.vit.encoder.layer[0].output.dense.weight, start.encoder.layer[0].output.dense.weight)
+
+
+def test_killed_run_resumes_from_its_last_epoch(tmp_path, tiny_backbone, monkeypatch):
+    root = labelled_folder(tmp_path / "d")
+    cfg = tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3)
+    saves = []
+    real_save = dino_module._save_checkpoint
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        saves.append(state["epoch"])
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dino_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg)
+    assert not (tmp_path / "dino").exists() and (tmp_path / "dino.ckpt" / "checkpoint.pt").is_file()
+    with pytest.raises(LutError, match="--resume"):
+        pretrain(cfg)
+    other = tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, out_dim=32, resume=True)
+    with pytest.raises(LutError, match="another architecture"):
+        pretrain(other)
+    monkeypatch.setattr(dino_module, "_save_checkpoint", real_save)
+    result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, resume=True))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("case", ["no_images", "bands", "crop", "backbone"])
+def test_cli_bad_input(tmp_path, tiny_backbone, case):
+    root = labelled_folder(tmp_path / "d", size=24 if case == "crop" else 40)
+    args = ["pretrain", "--data", str(root), "--backbone", str(tiny_backbone), "--image-size", "32", "--epochs", "1",
+            "-o", str(tmp_path / "out"), "--quiet"]
+    if case == "no_images":
+        (tmp_path / "empty").mkdir()
+        args[2] = str(tmp_path / "empty")
+    if case == "bands":
+        args += ["--data", str(write_scene(tmp_path / "s.tif", np.ones((4, 64, 64), np.uint8)))]
+    if case == "backbone":
+        args[4] = str(tmp_path / "absent")
+    result = CliRunner().invoke(lut, args)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert not (tmp_path / "out").exists()
