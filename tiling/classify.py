@@ -20,7 +20,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lut.toolkit.atomic import atomic_file, refuse_existing
-from lut.toolkit.errors import LutError
 from lut.toolkit.radiometry import BandRule
 from lut.toolkit.store import DEFAULT_STORE
 
@@ -110,7 +109,12 @@ class BatchProducer(threading.Thread):
 
     def _produce(self) -> None:
         g, p, s = self.grid, self.grid.patch, self.grid.stride
-        buffer = np.empty((self.batch_size, 3, p, p), np.float32)
+        # A fixed ring of batch buffers: at most `prefetch` batches wait in the queue, one is being filled and
+        # one is being inferred, so prefetch + 2 buffers are never overwritten while in use; allocating a
+        # fresh 20 MB buffer per batch instead lets the heap fragment and RSS creep up with scene size.
+        ring = [np.empty((self.batch_size, 3, p, p), np.float32) for _ in range(self.out.maxsize + 2)]
+        filled = 0
+        buffer = ring[0]
         n = 0
         where: list[tuple[int, int]] = []
         finished: list[tuple[int, np.ndarray]] = []
@@ -128,7 +132,8 @@ class BatchProducer(threading.Thread):
                 n += 1
                 if n == self.batch_size:
                     self._put(Batch(buffer, where, finished, skipped))
-                    buffer = np.empty_like(buffer)
+                    filled += 1
+                    buffer = ring[filled % len(ring)]
                     n, where, finished, skipped = 0, [], [], 0
             x_start = chunk.first_col * s
             width = min(chunk.valid.shape[1], g.padded_width - x_start)

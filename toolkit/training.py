@@ -117,6 +117,8 @@ class Trainer:
         for p in model.parameters():
             p.requires_grad_(False)
         self.trainable_stages: set[int] = set()
+        # values of parameters unfrozen after epoch 0, for restoring a best epoch that predates them
+        self.frozen_values: dict[str, torch.Tensor] = {}
         head = list(model.classifier.parameters())
         for p in head:
             p.requires_grad_(True)
@@ -125,12 +127,16 @@ class Trainer:
             lr=plan.head_lr, weight_decay=cfg.weight_decay,
         )
 
-    def _unfreeze_to(self, cut: int) -> None:
+    def _unfreeze_to(self, cut: int, remember: bool = False) -> None:
         """Add a param group per newly trainable stage; existing groups keep their AdamW state."""
         for stage in range(cut, self.staged.num_stages):
             if stage in self.trainable_stages:
                 continue
             params = _stage_params(self.staged, stage)
+            if remember:
+                ids = {id(p) for p in params}
+                self.frozen_values.update({n: p.detach().clone() for n, p in self.model.named_parameters()
+                                           if id(p) in ids})
             for p in params:
                 p.requires_grad_(True)
             rate = self.plan.stage_lr[stage]
@@ -170,7 +176,7 @@ class Trainer:
         epochs = tqdm(range(cfg.epochs), desc=plan.name, unit="epoch", disable=not cfg.progress)
         for epoch in epochs:
             cut = plan.cuts[epoch]
-            self._unfreeze_to(cut)
+            self._unfreeze_to(cut, remember=epoch > 0)
             self._set_modes(cut)
             train.set_epoch(epoch)
             if train_cache is not None:
@@ -204,8 +210,9 @@ class Trainer:
             if val_acc > best_acc:
                 best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
         seconds = time.perf_counter() - start
-        if best_state is not None:
-            self.model.load_state_dict(best_state, strict=False)
+        if best_state is not None:  # stages unfrozen after the best epoch go back to their frozen values
+            restore = {n: v for n, v in self.frozen_values.items() if n not in best_state}
+            self.model.load_state_dict({**restore, **best_state}, strict=False)
         self.model.eval()
         return TrainResult(best_epoch, best_acc, history, seconds,
                            trainable_params=sum(p.numel() for p in self._trainable()),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from .datasets import stratified_split
 from .errors import LutError
-from .imagefolder import IMAGE_SUFFIXES, PHOTO_SUFFIXES, find_images, load_image_file, resize_chw, scan_folder
+from .imagefolder import PHOTO_SUFFIXES, find_images, load_image_file, resize_chw, scan_folder
 from .radiometry import BandRule, parse_bands
 
 RASTER_SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
@@ -199,4 +199,4 @@ def load_item(pool: Pool, item: Item, image_size: int) -> np.ndarray:
     return resize_chw(scene.rule.apply(raw), image_size)
 
 
-__all__ = ["IMAGE_SUFFIXES", "Item", "Pool", "SourceSpec", "build_pool", "epoch_items", "load_item"]
+__all__ = ["Item", "Pool", "SourceSpec", "build_pool", "epoch_items", "load_item"]

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from lut.tiling.classify import ClassifyConfig, classify_scene, softmax
 from lut.tiling.deployed import load_deployed
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
 
 from ..conftest import SCENES, synthetic_scene, write_scene
 

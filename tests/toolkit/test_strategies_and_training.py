@@ -119,3 +119,23 @@ def test_all_strategies_train_and_count_parameters(tiny_backbone):
     assert counts["linear_probe"] == 32 * 6 + 6
     assert counts["full_ft"] == counts["differential_lr"] == counts["llrd"] == total
     assert counts["linear_probe"] < counts["last_block"] < total
+
+
+def test_best_epoch_before_unfreezing_restores_the_blocks_unfrozen_later(tiny):
+    model, train, val = tiny
+    trainer = Trainer(model, make_plan(StrategyConfig("progressive", unfreeze_every=1, backbone_lr=1e-2), 2, 3),
+                      TrainConfig(epochs=3, progress=False, batch_size=12))
+    top_block = model.vit.encoder.layer[1].output.dense.weight
+    before = top_block.detach().clone()
+    scores = iter([0.9, 0.5, 0.4])  # the head-only first epoch is the best one
+
+    def fake_predict(dataset, cache=None):
+        acc = next(scores)
+        n = len(dataset)
+        true = np.zeros(n, int)
+        return np.where(np.arange(n) < round(acc * n), 0, 1), true
+
+    trainer.predict = fake_predict
+    result = trainer.fit(train, val)
+    assert result.best_epoch == 1
+    assert torch.equal(top_block, before)  # trained in epochs 2-3, then restored
