@@ -224,41 +224,36 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResul
     accumulator = CellAccumulator(grid, len(model.classes))
     patches = skipped = nodata_pixels = 0
     start = time.perf_counter()
-    gtiff_suffix = ".tif"
-    with atomic_file(output, cfg.overwrite, suffix=gtiff_suffix) as tmp:
+    with atomic_file(output, cfg.overwrite, suffix=".tif") as tmp:
         writer_path = tmp.with_name(tmp.name + ".gtiff.tif") if cfg.cog else tmp
         writer = ClassMapWriter(writer_path, profile, model.classes, cfg.confidence)
         bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
         producer.start()
         try:
-            while True:
-                batch = producer.out.get()
-                if batch is None:
-                    break
-                if len(batch.where):
-                    accumulator.add(batch.where, softmax(model.logits(batch.pixels)))
-                patches += len(batch.where)
-                skipped += batch.skipped
-                bar.update(len(batch.where) + batch.skipped)
-                for cell_row, valid in batch.finished_rows:
-                    cls, conf = accumulator.row_pixels(cell_row, valid, grid.width)
-                    nodata_pixels += int((cls == NODATA).sum())
-                    writer.write_rows(cell_row * grid.stride, cls, conf)
-            if producer.error is not None:
-                raise producer.error
-        except BaseException:
-            if cfg.cog:
-                writer.close()
-                writer_path.unlink(missing_ok=True)
-            raise
-        finally:
-            producer.stop_event.set()
-            bar.close()
-            writer.close()
-        if cfg.cog:
             try:
-                to_cog(writer_path, tmp)
+                while True:
+                    batch = producer.out.get()
+                    if batch is None:
+                        break
+                    if len(batch.where):
+                        accumulator.add(batch.where, softmax(model.logits(batch.pixels)))
+                    patches += len(batch.where)
+                    skipped += batch.skipped
+                    bar.update(len(batch.where) + batch.skipped)
+                    for cell_row, valid in batch.finished_rows:
+                        cls, conf = accumulator.row_pixels(cell_row, valid, grid.width)
+                        nodata_pixels += int((cls == NODATA).sum())
+                        writer.write_rows(cell_row * grid.stride, cls, conf)
+                if producer.error is not None:
+                    raise producer.error
             finally:
+                producer.stop_event.set()
+                bar.close()
+                writer.close()
+            if cfg.cog:
+                to_cog(writer_path, tmp)
+        finally:
+            if cfg.cog:
                 writer_path.unlink(missing_ok=True)
         seconds = time.perf_counter() - start
         if patches == 0:
