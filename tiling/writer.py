@@ -12,15 +12,35 @@ from lut.toolkit.synthetic import CLASS_COLOURS
 NODATA = 255
 
 
+#: name fragments that mean one of the land-use colours (checked in this order)
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "water": ("water", "river", "lake", "sea", "ocean", "pond"),
+    "wetland": ("wetland", "marsh", "swamp", "mangrove"),
+    "forest": ("forest", "tree", "wood"),
+    "cropland": ("crop", "field", "farm", "agri"),
+    "barren": ("barren", "bare", "desert", "sand", "rock"),
+    "urban": ("urban", "resident", "city", "build", "industr"),
+}
+GRASS = (150, 205, 90)
+
+
 def class_colours(classes: list[str]) -> dict[int, tuple[int, int, int, int]]:
-    """Known land-use names keep their colour; other classes get distinct tab20 colours."""
+    """Land-use names (and synonyms) get their conventional colour, each colour used once; other classes
+    get distinct tab20 colours."""
     import matplotlib
 
     tab = matplotlib.colormaps["tab20"]
-    table = {}
+    table, used = {}, set()
     for i, name in enumerate(classes):
-        key = next((k for k in CLASS_COLOURS if k in name.lower()), None)
-        rgb = CLASS_COLOURS[key] if key else tuple(int(255 * c) for c in tab(i % 20)[:3])
+        lower = name.lower()
+        rgb = next((CLASS_COLOURS[k] for k, words in SYNONYMS.items() if any(w in lower for w in words)), None)
+        if rgb is None and any(w in lower for w in ("grass", "meadow", "pasture")):
+            rgb = GRASS
+        if rgb is None or rgb in used:
+            candidates = [tuple(int(255 * v) for v in tab(j % 20)[:3]) for j in range(i, i + 20)]
+            rgb = max(candidates, key=lambda c: min((sum((a - b) ** 2 for a, b in zip(c, u)) for u in used),
+                                                    default=0))
+        used.add(rgb)
         table[i] = (*rgb, 255)
     table[NODATA] = (0, 0, 0, 0)
     return table

@@ -30,3 +30,14 @@ def test_scene_smaller_than_a_patch_is_one_window():
 def test_stride_must_divide_the_patch(stride):
     with pytest.raises(LutError):
         PatchGrid(64, 64, 32, stride)
+
+
+def test_class_colours_follow_land_use_names_and_stay_distinct():
+    from lut.tiling.writer import NODATA, class_colours
+    from lut.toolkit.synthetic import CLASS_COLOURS
+
+    table = class_colours(["aGrass", "bField", "cIndustry", "dRiverLake", "eForest", "fResident", "gParking"])
+    assert table[3][:3] == CLASS_COLOURS["water"] and table[4][:3] == CLASS_COLOURS["forest"]
+    assert table[1][:3] == CLASS_COLOURS["cropland"] and table[2][:3] == CLASS_COLOURS["urban"]
+    assert len({table[i][:3] for i in range(7)}) == 7
+    assert table[NODATA][3] == 0
