@@ -31,12 +31,12 @@ def main() -> None:
         bundle = write_random_bundle(Path(tmp) / "bundle", args.spec)
         onnx_dir = Path(tmp) / "onnx"
         onnx_dir.mkdir()
-        fp32 = export_fp32(bundle, onnx_dir)
-        int8, _ = quantize_int8(onnx_dir)
-        images = np.random.default_rng(0).standard_normal((args.batch_size, 3, 224, 224)).astype(np.float32)
-        from transformers import ViTForImageClassification
+        from transformers import ViTForImageClassification, ViTImageProcessor
 
         model = ViTForImageClassification.from_pretrained(bundle).eval()
+        fp32 = export_fp32(bundle, model, ViTImageProcessor.from_pretrained(bundle), onnx_dir)
+        int8, _ = quantize_int8(onnx_dir)
+        images = np.random.default_rng(0).standard_normal((args.batch_size, 3, 224, 224)).astype(np.float32)
         with torch.no_grad():
             eager = throughput(lambda b: model(pixel_values=torch.from_numpy(b)), images, args.batch_size,
                                args.seconds)

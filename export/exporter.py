@@ -76,7 +76,7 @@ def export_model(cfg: ExportConfig) -> ExportResult:
     images, labels, sample_source = parity_sample(info, mean, std, cfg.data, cfg.samples)
 
     with atomic_directory(target, overwrite=cfg.overwrite) as tmp:
-        variants = {"fp32": export_fp32(bundle, tmp)}
+        variants = {"fp32": export_fp32(bundle, model, processor, tmp)}
         details: dict = {}
         if cfg.quantize or calibration is not None:
             variants["int8"], details["int8"] = quantize_int8(tmp, calibration)

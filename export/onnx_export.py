@@ -50,14 +50,16 @@ def check_weights_load(bundle: Path):
         raise LutError(f"cannot load the model weights in {bundle}: {str(exc).splitlines()[0]}") from None
 
 
-def export_fp32(bundle: Path, out_dir: Path, opset: int | None = None) -> Path:
-    """model.onnx with a dynamic batch axis, config.json (id2label) and preprocessor_config.json."""
-    from optimum.exporters.onnx import main_export
+def export_fp32(bundle: Path, model, processor, out_dir: Path, opset: int | None = None) -> Path:
+    """model.onnx with a dynamic batch axis, config.json (id2label) and preprocessor_config.json.
+
+    Takes the model `check_weights_load` already loaded, so the weights are read from disk once."""
+    from optimum.exporters.onnx import onnx_export_from_model
 
     try:
         with quiet_libraries():
-            main_export(str(bundle), output=out_dir, task="image-classification", opset=opset, device="cpu",
-                        do_validation=False, local_files_only=True)
+            onnx_export_from_model(model, output=out_dir, task="image-classification", opset=opset, device="cpu",
+                                   preprocessors=[processor], do_validation=False)
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001

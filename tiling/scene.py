@@ -43,10 +43,16 @@ def decimated_sample(src, bands: tuple[int, ...], nodata: float | None, max_side
 
 def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | None, window=None,
                out_shape=None) -> np.ndarray:
-    """True where a pixel has data: not nodata in every band (GDAL's rule), or per the file's mask."""
+    """True where a pixel has data: not nodata in every band (GDAL's rule), or per the file's mask.
+
+    A nodata value (given, or the file's) is tested on `data`, the pixels already read; only internal
+    masks and alpha bands need GDAL's read_masks, which would otherwise decode the pixels again."""
+    nodata = src.nodata if nodata is None else nodata
     if nodata is not None:
+        if np.isnan(nodata):
+            return ~np.all(np.isnan(data), axis=0)
         return ~np.all(data == nodata, axis=0)
-    if src.nodata is None and all(flag.name == "all_valid" for band in bands for flag in src.mask_flag_enums[band - 1]):
+    if all(flag.name == "all_valid" for band in bands for flag in src.mask_flag_enums[band - 1]):
         return np.ones(data.shape[1:], bool)
     from rasterio.enums import Resampling
 

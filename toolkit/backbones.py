@@ -82,8 +82,14 @@ def _with_image_size(model, image_size: int):
     return rebuilt
 
 
-def _is_local(spec: str) -> bool:
-    return Path(spec).exists() or spec.startswith((".", "/", "~")) or spec.startswith("models/")
+def is_local_spec(spec: str) -> bool:
+    """A path (existing, or spelled like one) rather than a hub id."""
+    return Path(spec).exists() or spec.startswith((".", "/", "~", "models/"))
+
+
+def is_hub_id(spec: str) -> bool:
+    """'org/name', the only other form a backbone spec may take."""
+    return spec.count("/") == 1 and not is_local_spec(spec)
 
 
 def load_classifier(spec: str, classes: list[str], image_size: int | None = None):
@@ -101,7 +107,7 @@ def load_classifier(spec: str, classes: list[str], image_size: int | None = None
         model = ViTForImageClassification(vit_config(spec, size, **head))
         return model, default_processor(size), _info(spec, "random-init", model)
 
-    local = _is_local(spec)
+    local = is_local_spec(spec)
     if local:
         path = Path(spec).expanduser()
         if not path.is_dir():
@@ -114,7 +120,7 @@ def load_classifier(spec: str, classes: list[str], image_size: int | None = None
             raise LutError(f"{spec}/config.json is not valid JSON: {exc}") from None
         if cfg.get("model_type") != "vit":
             raise LutError(f"{spec} holds a {cfg.get('model_type')!r} model; lut fine-tunes ViT backbones")
-    elif "/" not in spec:
+    elif not is_hub_id(spec):
         raise LutError(unknown_backbone_message(spec))
 
     verbosity = hf_logging.get_verbosity()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .backbones import RANDOM_INIT_SIZES
+from .backbones import RANDOM_INIT_SIZES, is_hub_id
 from .errors import LutError
 from .finetune import FinetuneConfig, run_finetune
 from .strategies import STRATEGIES, StrategyConfig
@@ -71,11 +71,9 @@ def parse_strategies(text: str) -> list[str]:
 def check_backbones(backbones: list[str]) -> None:
     """Fail before hours of training when a backbone directory is missing."""
     for spec in backbones:
-        if spec in RANDOM_INIT_SIZES:
+        if spec in RANDOM_INIT_SIZES or is_hub_id(spec):
             continue
-        path = Path(spec)
-        looks_local = path.exists() or spec.startswith((".", "/", "~", "models/")) or spec.count("/") != 1
-        if looks_local and not (path / "config.json").is_file():
+        if not (Path(spec) / "config.json").is_file():
             raise LutError(f"--backbones names {spec}, which is not a checkpoint directory (no config.json)")
 
 

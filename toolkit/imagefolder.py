@@ -113,7 +113,7 @@ class ImageFolderSource:
             _, dtype, chosen = read_raster_chip(rasters[0], self.bands)
         except LutError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # rasterio's own errors become one line
             raise LutError(f"cannot read image {rasters[0]}: {exc}") from None
         return rule_for_dtype(dtype, chosen)
 

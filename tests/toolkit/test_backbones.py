@@ -72,3 +72,11 @@ def test_unknown_backbones(spec):
 def test_image_size_must_divide_by_patch(tiny_backbone):
     with pytest.raises(LutError, match="multiple of the patch size"):
         load_classifier(str(tiny_backbone), SIX, image_size=36)
+
+
+def test_backbone_specs_are_told_apart_in_one_place():
+    from lut.toolkit.backbones import is_hub_id, is_local_spec
+
+    assert is_hub_id("google/vit-base-patch16-224")
+    assert not is_hub_id("models/dino-vit-tiny") and is_local_spec("models/dino-vit-tiny")
+    assert not is_hub_id("a/b/c") and not is_hub_id("vit-huge") and not is_hub_id("./ckpt")
