@@ -41,9 +41,13 @@ class DemoResult:
     artefacts: dict[str, Path] = field(default_factory=dict)
 
 
-def write_demo_backbone(path: Path, image_size: int) -> Path:
-    """A small ViT (4 blocks, 96 wide, 8 px patches): big enough to learn the classes, quick on 2 cores."""
+def write_demo_backbone(path: Path, image_size: int, seed: int = 0) -> Path:
+    """A small ViT (4 blocks, 96 wide, 8 px patches): big enough to learn the classes, quick on 2 cores.
+    Its random init is seeded, so every demo run gives the same numbers."""
+    import torch
     from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(seed)
 
     from .backbones import default_processor
 
@@ -113,7 +117,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
     bundle = Path(cfg.store) / "demo-progressive"
     backbone = out / "backbone"
     if not (backbone / "config.json").is_file():
-        write_demo_backbone(backbone, cfg.image_size)
+        write_demo_backbone(backbone, cfg.image_size, cfg.seed)
 
     say(f"[1/4] finetune: progressive unfreezing of a small random-init ViT on {cfg.images} synthetic "
         f"{cfg.image_size} px patches ({cfg.epochs} epochs)")

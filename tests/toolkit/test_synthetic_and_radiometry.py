@@ -52,3 +52,14 @@ def test_parse_bands_errors():
     for bad in ("a,b,c", "0,1,2", "1,2"):
         with pytest.raises(LutError):
             parse_bands(bad)
+
+
+def test_demo_backbone_is_reproducible(tmp_path):
+    import torch
+    from transformers import ViTModel
+
+    from lut.toolkit.demo import write_demo_backbone
+
+    a = ViTModel.from_pretrained(write_demo_backbone(tmp_path / "a", 32, seed=0))
+    b = ViTModel.from_pretrained(write_demo_backbone(tmp_path / "b", 32, seed=0))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
