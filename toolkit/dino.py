@@ -55,6 +55,10 @@ class PretrainConfig:
     teacher_temp: float = 0.04
     teacher_temp_final: float = 0.07
     teacher_temp_warmup_epochs: int = 30
+    # colour is much of the signal in land-cover imagery: lower these (e.g. 0.2, 0, 0) for colour-coded classes
+    colour_jitter: float = 0.5  # lightly's cj_strength; 0 disables
+    grayscale: float = 0.2
+    solarize: float = 0.2
     grad_clip: float = 3.0
     windows_per_scene: int = 200
     bands: tuple[int, ...] | None = None
@@ -65,6 +69,7 @@ class PretrainConfig:
     resume: bool = False
     overwrite: bool = False
     device: str = "auto"
+    precision: str = "auto"  # auto: bfloat16 autocast where the device runs it natively, else float32
     workers: int = 0
     progress: bool = True
     store: Path = DEFAULT_STORE
@@ -149,7 +154,9 @@ def make_transform(cfg: PretrainConfig, local_size: int, mean: list[float], std:
 
     # nadir imagery has no up or down: vertical flips and 90-degree rotations are label-preserving
     return DINOTransform(global_crop_size=cfg.image_size, local_crop_size=local_size, n_local_views=cfg.local_views,
-                         hf_prob=0.5, vf_prob=0.5, rr_prob=0.5, normalize={"mean": mean, "std": std})
+                         hf_prob=0.5, vf_prob=0.5, rr_prob=0.5, cj_prob=0.8 if cfg.colour_jitter > 0 else 0.0,
+                         cj_strength=cfg.colour_jitter, random_gray_scale=cfg.grayscale,
+                         solarization_prob=cfg.solarize, normalize={"mean": mean, "std": std})
 
 
 def local_crop_size(cfg: PretrainConfig, patch: int) -> int:
@@ -181,6 +188,25 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether the hardware has bf16 units (AVX512-BF16/AMX CPUs, Ampere+ GPUs); elsewhere bf16 is emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def use_bfloat16(precision: str, device: torch.device) -> bool:
+    """bfloat16 autocast: about 1.5x faster DINO steps on an AVX512-BF16 CPU, a loss when emulated."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise LutError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if precision == "fp32":
+        return False
+    supported = native_bfloat16(device)
+    if precision == "bf16" and not supported:
+        raise LutError(f"--precision bf16 was asked for but this {device.type.upper()} has no native bfloat16")
+    return supported
 
 
 @dataclass
@@ -250,6 +276,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     work.mkdir(parents=True, exist_ok=True)
 
     transform = make_transform(cfg, local_size, mean, std)
+    bf16 = use_bfloat16(cfg.precision, device)
     steps_per_epoch = None
     started = time.perf_counter()
     seconds_before = history[-1]["elapsed_s"] if history else 0.0
@@ -274,10 +301,12 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, steps_per_epoch)
             momentum = cosine_schedule(step, total_steps, cfg.momentum, 1.0)
-            with torch.no_grad():
-                teacher_out = teacher(views[:2])
-            student_out = student(views)
-            loss = criterion(teacher_out, student_out, teacher_temp=temp)
+            # networks under autocast, the loss (softmax, centring) in float32
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                with torch.no_grad():
+                    teacher_out = teacher(views[:2])
+                student_out = student(views)
+            loss = criterion([t.float() for t in teacher_out], [o.float() for o in student_out], teacher_temp=temp)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
@@ -307,7 +336,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         teacher.backbone.to("cpu").save_pretrained(tmp)
         processor.size = {"height": cfg.image_size, "width": cfg.image_size}
         processor.save_pretrained(tmp)
-        info = {"format": "lut-backbone/1", "method": "dino", "backbone": cfg.backbone, "image_size": cfg.image_size,
+        info = {"format": "lut-backbone/1", "method": "dino", "precision": "bf16" if bf16 else "fp32", "backbone": cfg.backbone, "image_size": cfg.image_size,
                 "local_size": local_size, "sources": pool.described, "split_guard": pool.guards,
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
                 "history": history}

@@ -34,8 +34,8 @@ class KnnMonitor:
     @torch.no_grad()
     def features(self, backbone, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
         out = [backbone(pixel_values=images[i:i + batch_size].to(device), interpolate_pos_encoding=True)
-               .last_hidden_state[:, 0].cpu() for i in range(0, len(images), batch_size)]
-        return F.normalize(torch.cat(out), dim=1)
+               .last_hidden_state[:, 0].float().cpu() for i in range(0, len(images), batch_size)]
+        return torch.cat(out)
 
     @torch.no_grad()
     def accuracy(self, backbone, device: torch.device) -> float:
@@ -45,6 +45,9 @@ class KnnMonitor:
         bank = self.features(backbone, self.bank[0], device)
         query = self.features(backbone, self.queries[0], device)
         backbone.train(was_training)
+        # CLS features share a large common offset; cosine similarity sees the differences only once it is removed
+        centre = bank.mean(0)
+        bank, query = F.normalize(bank - centre, dim=1), F.normalize(query - centre, dim=1)
         sims, idx = (query @ bank.T).topk(min(self.k, len(bank)), dim=1)
         votes = torch.zeros(len(query), int(self.bank[1].max()) + 1)
         votes.scatter_add_(1, self.bank[1][idx], (sims / 0.07).exp())

@@ -49,11 +49,13 @@ class StagedViT:
         h = self._run(pixels, 0, cut)
         return h[:, 0] if cut >= self.num_stages else h
 
+    def head_input(self, h: torch.Tensor, cut: int) -> torch.Tensor:
+        """The CLS feature the classifier sees, from a prefix output."""
+        return self._run(h, cut, self.num_stages)[:, 0] if cut < self.num_stages else h
+
     def suffix(self, h: torch.Tensor, cut: int) -> torch.Tensor:
         """Logits from a prefix output."""
-        if cut < self.num_stages:
-            h = self._run(h, cut, self.num_stages)[:, 0]
-        return self.model.classifier(h)
+        return self.model.classifier(self.head_input(h, cut))
 
     def forward(self, pixels: torch.Tensor, cut: int) -> torch.Tensor:
         """Frozen prefix without autograd (no gradients, no backward compute), trainable suffix with it."""

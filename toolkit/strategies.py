@@ -48,7 +48,8 @@ def make_plan(cfg: StrategyConfig, num_blocks: int, epochs: int) -> Plan:
         return default if value is None else value
 
     if name == "linear_probe":
-        return Plan(name, (head_only,) * epochs, {}, lr(cfg.head_lr, 1e-3))
+        # a linear head on standardized frozen features converges within the epochs only at a high LR
+        return Plan(name, (head_only,) * epochs, {}, lr(cfg.head_lr, 3e-2))
     if name == "last_block":
         rate = lr(cfg.backbone_lr, 5e-4)
         cut = stages - 2  # last block + final norm
@@ -72,4 +73,5 @@ def make_plan(cfg: StrategyConfig, num_blocks: int, epochs: int) -> Plan:
     for epoch in range(epochs):
         unfrozen_blocks = min(epoch // cfg.unfreeze_every, num_blocks)
         cuts.append(head_only if unfrozen_blocks == 0 else stages - 1 - unfrozen_blocks)
-    return Plan(name, tuple(cuts), {s: rate for s in range(stages)}, lr(cfg.head_lr, 1e-3))
+    # the head-only epochs are a linear probe that must converge in a few epochs: a higher head LR
+    return Plan(name, tuple(cuts), {s: rate for s in range(stages)}, lr(cfg.head_lr, 1e-2))

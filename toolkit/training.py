@@ -25,6 +25,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     cache_features: bool = True
+    standardize_head: bool = True
     num_workers: int = 0
     progress: bool = True
 
@@ -99,6 +100,47 @@ class FeatureCache:
             yield self.features[idx].float(), self.labels[idx]
 
 
+class StandardizedHead(nn.Module):
+    """The classifier on features standardized with training-set statistics, folded into a Linear afterwards.
+
+    The CLS features of a frozen backbone (random or self-supervised) share a large common offset and
+    differ in small directions; a linear head trained on them raw converges far too slowly to measure
+    what the backbone holds. The statistics are fixed, so folding them back is exact.
+    """
+
+    def __init__(self, linear: nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.linear = linear
+        self.register_buffer("mean", mean.to(linear.weight))
+        self.register_buffer("std", std.to(linear.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x - self.mean) / self.std)
+
+    @torch.no_grad()
+    def folded(self) -> nn.Linear:
+        out = nn.Linear(self.linear.in_features, self.linear.out_features).to(self.linear.weight)
+        weight = self.linear.weight / self.std
+        out.weight.copy_(weight)
+        out.bias.copy_(self.linear.bias - weight @ self.mean)
+        return out
+
+
+@torch.no_grad()
+def head_input_statistics(staged: StagedViT, batches, cut: int, device: torch.device,
+                          eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std of the classifier's input over `batches` of prefix outputs at `cut`."""
+    total, total_sq, count = None, None, 0
+    for x, _ in batches:
+        f = staged.head_input(x.to(device), cut).double()
+        total = f.sum(0) if total is None else total + f.sum(0)
+        total_sq = (f * f).sum(0) if total_sq is None else total_sq + (f * f).sum(0)
+        count += len(f)
+    mean = total / count
+    var = (total_sq / count - mean * mean).clamp_min(0)
+    return mean.float(), (var + eps).sqrt().float()
+
+
 def _stage_params(staged: StagedViT, stage: int) -> list[nn.Parameter]:
     return list(staged.stage_modules(stage).parameters())
 
@@ -170,6 +212,8 @@ class Trainer:
             train_cache = FeatureCache(self.staged, cache_cut, train, cfg, self.device, "caching train features")
             val_cache = FeatureCache(self.staged, cache_cut, val, cfg, self.device, "caching val features")
         self.val_cache, self.cache_cut = val_cache, cache_cut
+        if cfg.standardize_head:
+            self._standardize_head(train, train_cache, cache_cut)
 
         best_acc, best_epoch, best_state = -1.0, 0, None
         history: list[dict] = []
@@ -213,10 +257,26 @@ class Trainer:
         if best_state is not None:  # stages unfrozen after the best epoch go back to their frozen values
             restore = {n: v for n, v in self.frozen_values.items() if n not in best_state}
             self.model.load_state_dict({**restore, **best_state}, strict=False)
+        if isinstance(self.model.classifier, StandardizedHead):
+            self.model.classifier = self.model.classifier.folded()
         self.model.eval()
         return TrainResult(best_epoch, best_acc, history, seconds,
                            trainable_params=sum(p.numel() for p in self._trainable()),
                            total_params=sum(p.numel() for p in self.model.parameters()))
+
+    def _standardize_head(self, train: PatchDataset, cache: FeatureCache | None, cut: int | None) -> None:
+        """Wrap the classifier in a StandardizedHead; statistics from the cache or one frozen pass."""
+        if cache is not None:
+            batches, at = cache.batches(self.cfg.batch_size), cut
+        else:
+            batches = torch.utils.data.DataLoader(train, batch_size=self.cfg.batch_size, shuffle=False,
+                                                  num_workers=self.cfg.num_workers)
+            at = 0  # pixels: the whole backbone runs once, without autograd
+        was_training = self.model.training
+        self.model.eval()
+        mean, std = head_input_statistics(self.staged, batches, at, self.device)
+        self.model.train(was_training)
+        self.model.classifier = StandardizedHead(self.model.classifier, mean, std)
 
     @torch.no_grad()
     def predict(self, dataset: PatchDataset, cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:

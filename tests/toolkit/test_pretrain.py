@@ -143,3 +143,40 @@ def test_cli_bad_input(tmp_path, tiny_backbone, case):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_colour_augmentation_can_be_turned_off_for_colour_coded_land_cover():
+    uniform = Image.new("RGB", (64, 64), (40, 120, 60))
+    expected = (torch.tensor([40, 120, 60]) / 255.0 - 0.5) / 0.5
+
+    def view_colours(**kw):
+        cfg = PretrainConfig(image_size=32, local_views=2, **kw)
+        torch.manual_seed(0)
+        views = [v for _ in range(8) for v in dino_module.make_transform(cfg, 16, [0.5] * 3, [0.5] * 3)(uniform)]
+        return torch.stack([v.mean(dim=(1, 2)) for v in views])
+
+    plain = view_colours(colour_jitter=0, grayscale=0, solarize=0)
+    assert torch.allclose(plain, expected.expand_as(plain), atol=0.02)
+    jittered = view_colours()
+    assert (jittered - expected).abs().max() > 0.1
+
+
+def test_precision_follows_the_hardware(monkeypatch):
+    cpu = torch.device("cpu")
+    assert dino_module.use_bfloat16("fp32", cpu) is False
+    monkeypatch.setattr(dino_module, "native_bfloat16", lambda device: False)
+    assert dino_module.use_bfloat16("auto", cpu) is False
+    with pytest.raises(LutError, match="no native bfloat16"):
+        dino_module.use_bfloat16("bf16", cpu)
+    monkeypatch.setattr(dino_module, "native_bfloat16", lambda device: True)
+    assert dino_module.use_bfloat16("auto", cpu) is True
+
+
+@pytest.mark.skipif(not dino_module.native_bfloat16(torch.device("cpu")), reason="this CPU has no native bfloat16")
+def test_bfloat16_pretraining_writes_a_float32_backbone(tmp_path, tiny_backbone):
+    root = labelled_folder(tmp_path / "d")
+    result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, precision="bf16"))
+    info = json.loads((result.output / "lut.json").read_text())
+    assert info["precision"] == "bf16" and np.isfinite(info["history"][0]["loss"])
+    model, _, _ = load_classifier(str(result.output), ["x", "y"])
+    assert model.vit.encoder.layer[0].output.dense.weight.dtype == torch.float32

@@ -7,7 +7,7 @@ from lut.toolkit.datasets import PatchDataset, open_source
 from lut.toolkit.errors import LutError
 from lut.toolkit.staged import StagedViT
 from lut.toolkit.strategies import STRATEGIES, StrategyConfig, make_plan
-from lut.toolkit.training import FeatureCache, TrainConfig, Trainer
+from lut.toolkit.training import FeatureCache, StandardizedHead, TrainConfig, Trainer, head_input_statistics
 
 
 def test_progressive_unfreezes_one_block_from_the_top_every_n_epochs():
@@ -16,13 +16,14 @@ def test_progressive_unfreezes_one_block_from_the_top_every_n_epochs():
     assert plan.cuts[:3] == (head_only,) * 3
     assert plan.cuts[3:6] == (12,) * 3  # last block + final norm
     assert plan.cuts[12:] == (9,) * 3
-    assert plan.head_lr == 1e-3 and plan.stage_lr[12] == 2e-5
+    assert plan.head_lr == 1e-2 and plan.stage_lr[12] == 2e-5
 
 
 def test_strategy_learning_rates():
     assert make_plan(StrategyConfig("differential_lr"), 12, 1).stage_lr[5] == 2e-5
     assert make_plan(StrategyConfig("differential_lr"), 12, 1).head_lr == 1e-3
     assert make_plan(StrategyConfig("full_ft"), 12, 1).head_lr == 2e-5
+    assert make_plan(StrategyConfig("linear_probe"), 12, 1).head_lr == 3e-2
     assert make_plan(StrategyConfig("last_block"), 12, 1).stage_lr == {12: 5e-4, 13: 5e-4}
     llrd = make_plan(StrategyConfig("llrd", layer_decay=0.5), 2, 1)
     assert llrd.stage_lr[3] == 1e-4 and llrd.stage_lr[2] == 5e-5 and llrd.stage_lr[0] == 1.25e-5
@@ -139,3 +140,35 @@ def test_best_epoch_before_unfreezing_restores_the_blocks_unfrozen_later(tiny):
     result = trainer.fit(train, val)
     assert result.best_epoch == 1
     assert torch.equal(top_block, before)  # trained in epochs 2-3, then restored
+
+
+def test_standardized_head_folds_into_an_identical_linear():
+    torch.manual_seed(0)
+    head = StandardizedHead(torch.nn.Linear(8, 3), torch.randn(8) * 5, torch.rand(8) * 0.1 + 0.01)
+    x = torch.randn(16, 8) * 0.1 + head.mean
+    folded = head.folded()
+    assert isinstance(folded, torch.nn.Linear)
+    assert torch.allclose(folded(x), head(x), atol=1e-4)
+
+
+def test_head_input_statistics_match_the_features(tiny):
+    model, _, val = tiny
+    staged = StagedViT(model)
+    cfg = TrainConfig(batch_size=5, progress=False)
+    cache = FeatureCache(staged, staged.num_stages - 2, val, cfg, torch.device("cpu"), "test")
+    mean, std = head_input_statistics(staged, cache.batches(5), staged.num_stages - 2, torch.device("cpu"))
+    with torch.no_grad():
+        f = staged.head_input(cache.features.float(), staged.num_stages - 2)
+    assert torch.allclose(mean, f.mean(0), atol=1e-5)
+    assert torch.allclose(std, f.std(0, unbiased=False), atol=1e-3)
+
+
+@pytest.mark.parametrize("strategy", ["linear_probe", "progressive"])
+def test_trained_model_keeps_a_plain_linear_head_with_the_best_epochs_predictions(tiny, strategy):
+    model, train, val = tiny
+    trainer = Trainer(model, make_plan(StrategyConfig(strategy, unfreeze_every=1), 2, 3),
+                      TrainConfig(epochs=3, progress=False, batch_size=12))
+    result = trainer.fit(train, val)
+    assert type(model.classifier) is torch.nn.Linear  # exports like any ViTForImageClassification
+    pred, true = trainer.predict(val)
+    assert float((pred == true).mean()) == pytest.approx(result.best_val_accuracy)
