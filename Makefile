@@ -23,6 +23,7 @@ bench: install
 	$(BIN)/python bench/bench_strategies.py
 	$(BIN)/python bench/bench_export.py
 	$(BIN)/python bench/bench_classify.py
+	$(BIN)/python bench/bench_pretrain.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
