@@ -233,7 +233,8 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--quiet", is_flag=True, help="No progress bars (one JSON line per epoch instead).")
 def pretrain(method, sources, backbone, output, image_size, local_size, local_views, epochs, batch_size, lr,
-             warmup_epochs, momentum, teacher_temp, teacher_temp_final, colour_jitter, grayscale, solarize, out_dim, head_hidden, bottleneck, windows_per_scene, bands, seed, all_images, monitor,
+             warmup_epochs, momentum, teacher_temp, teacher_temp_final, colour_jitter, grayscale, solarize, out_dim,
+             head_hidden, bottleneck, windows_per_scene, bands, seed, all_images, monitor,
              resume, overwrite, device, precision, workers, quiet):
     """Self-supervised DINO pretraining on unlabelled imagery; the result is a backbone for finetune."""
     from .dino import PretrainConfig, pretrain as run

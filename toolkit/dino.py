@@ -337,7 +337,8 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         processor.size = {"height": cfg.image_size, "width": cfg.image_size}
         processor.save_pretrained(tmp)
         info = {"format": "lut-backbone/1", "method": "dino", "precision": "bf16" if bf16 else "fp32",
-                "backbone": cfg.backbone, "image_size": cfg.image_size, "local_size": local_size, "sources": pool.described, "split_guard": pool.guards,
+                "backbone": cfg.backbone, "image_size": cfg.image_size, "local_size": local_size,
+                "sources": pool.described, "split_guard": pool.guards,
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
                 "history": history}
         (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
