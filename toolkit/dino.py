@@ -234,6 +234,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    bf16 = use_bfloat16(cfg.precision, device)
     backbone, processor = build_backbone(cfg)
     c = backbone.config
     mean, std = list(processor.image_mean), list(processor.image_std)
@@ -276,7 +277,6 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     work.mkdir(parents=True, exist_ok=True)
 
     transform = make_transform(cfg, local_size, mean, std)
-    bf16 = use_bfloat16(cfg.precision, device)
     steps_per_epoch = None
     started = time.perf_counter()
     seconds_before = history[-1]["elapsed_s"] if history else 0.0

@@ -34,7 +34,7 @@ class KnnMonitor:
     @torch.no_grad()
     def features(self, backbone, images: torch.Tensor, device: torch.device, batch_size: int = 64) -> torch.Tensor:
         out = [backbone(pixel_values=images[i:i + batch_size].to(device), interpolate_pos_encoding=True)
-               .last_hidden_state[:, 0].float().cpu() for i in range(0, len(images), batch_size)]
+               .last_hidden_state[:, 0].cpu() for i in range(0, len(images), batch_size)]
         return torch.cat(out)
 
     @torch.no_grad()

@@ -130,15 +130,8 @@ class StandardizedHead(nn.Module):
 def head_input_statistics(staged: StagedViT, batches, cut: int, device: torch.device,
                           eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature mean and std of the classifier's input over `batches` of prefix outputs at `cut`."""
-    total, total_sq, count = None, None, 0
-    for x, _ in batches:
-        f = staged.head_input(x.to(device), cut).double()
-        total = f.sum(0) if total is None else total + f.sum(0)
-        total_sq = (f * f).sum(0) if total_sq is None else total_sq + (f * f).sum(0)
-        count += len(f)
-    mean = total / count
-    var = (total_sq / count - mean * mean).clamp_min(0)
-    return mean.float(), (var + eps).sqrt().float()
+    features = torch.cat([staged.head_input(x.to(device), cut).float() for x, _ in batches])
+    return features.mean(0), (features.var(0, unbiased=False) + eps).sqrt()
 
 
 def _stage_params(staged: StagedViT, stage: int) -> list[nn.Parameter]:
