@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import resource
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from pathlib import Path
 def write_random_bundle(path: Path, spec: str = "vit-base", image_size: int = 224, classes: int = 6) -> Path:
     """A bundle with random weights: speed does not depend on what the weights are."""
     from lut.toolkit.backbones import load_classifier
+    from lut.toolkit.bundle import Bundle, ChipInfo
     from lut.toolkit.radiometry import rule_for_dtype
     from lut.toolkit.synthetic import CLASSES
 
@@ -18,9 +18,9 @@ def write_random_bundle(path: Path, spec: str = "vit-base", image_size: int = 22
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    info = {"classes": names, "image_size": image_size, "band_rule": rule_for_dtype("uint8", (1, 2, 3)).to_dict(),
-            "data_source": {"kind": "synthetic", "images": 600, "seed": 0}, "split": {"seed": 0}}
-    (path / "lut.json").write_text(json.dumps(info))
+    Bundle(kind="model", image_size=image_size, classes=names, band_rule=rule_for_dtype("uint8", (1, 2, 3)),
+           chip=ChipInfo(image_size, 10.0, "synthetic"), data="synthetic",
+           data_source={"kind": "synthetic", "images": 600, "seed": 0}, split={"seed": 0}).save(path)
     return path
 
 

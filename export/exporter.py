@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from lut.toolkit.atomic import atomic_directory
+from lut.toolkit.bundle import Bundle, Gate
+from lut.toolkit.datasets import class_counts, stratified_sample
 from lut.toolkit.errors import LutError
-from lut.toolkit.imagefolder import find_images, load_image_file
-from lut.toolkit.radiometry import BandRule
-from lut.toolkit.store import BUNDLE_FILE, DEFAULT_STORE, read_bundle_info, resolve_bundle
+from lut.toolkit.imagefolder import find_images, load_image_file, scan_folder
+from lut.toolkit.ownership import check_output_dir
+from lut.toolkit.store import DEFAULT_STORE, resolve_bundle
 
 from .onnx_export import check_weights_load, export_fp32
 from .parity import format_parity, measure_variants, parity_sample
@@ -48,52 +50,79 @@ class ExportResult:
         return format_parity(self.report["variants"])
 
 
-def calibration_images(folder: Path, info: dict, mean: list[float], std: list[float], limit: int) -> list[np.ndarray]:
-    files = find_images(folder)[:limit]
-    size = int(info["image_size"])
-    rule = BandRule.from_dict(info["band_rule"]) if "band_rule" in info else None
+def calibration_images(folder: Path, bundle: Bundle, mean: list[float], std: list[float], limit: int,
+                       seed: int = 0) -> tuple[list[np.ndarray], dict[str, int] | None]:
+    """Up to `limit` seeded images from `folder`: stratified over its classes when it is a labelled folder,
+    so static INT8 ranges are calibrated on every class (never on the first class of a sorted list)."""
+    folder = Path(folder)
+    try:
+        classes, files, labels = scan_folder(folder)
+    except LutError:
+        classes, files, labels = None, find_images(folder), None
+    if labels is not None:
+        chosen = stratified_sample(np.arange(len(files)), labels, limit, seed)
+        per_class = class_counts(labels[chosen], classes)
+    else:
+        chosen = np.sort(np.random.default_rng([seed, 314159]).permutation(len(files))[:limit])
+        per_class = None
+    rule = bundle.band_rule
+    bands = rule.bands if rule is not None and rule.quantity != "dn" else None
     m = np.asarray(mean, np.float32)[:, None, None]
     s = np.asarray(std, np.float32)[:, None, None]
-    bands = rule.bands if rule else None
-    return [(load_image_file(f, size, bands, None) - m) / s for f in files]
+    images = [(load_image_file(files[i], bundle.image_size, bands, rule) - m) / s for i in chosen]
+    return images, per_class
+
+
+def gates_of(rows: dict) -> dict[str, Gate]:
+    """INT8 must agree with PyTorch on >= 99% of the stratified sample; FP16 likewise (it runs on GPUs)."""
+    return {name: Gate(rows[name]["top1_agreement"] >= INT8_AGREEMENT_GOAL, "top-1 agreement",
+                       rows[name]["top1_agreement"], INT8_AGREEMENT_GOAL)
+            for name in ("int8", "fp16") if name in rows}
 
 
 def export_model(cfg: ExportConfig) -> ExportResult:
     """Write MODEL_DIR/onnx/ (deployable on its own) and its parity report."""
-    bundle = resolve_bundle(cfg.model_dir, cfg.store)
-    info = read_bundle_info(bundle)
-    target = bundle / ONNX_DIR
-    if target.exists() and not cfg.overwrite:
-        raise LutError(f"{target} already exists and was left as it is; pass --overwrite to export again")
-    model = check_weights_load(bundle)
+    bundle_dir = resolve_bundle(cfg.model_dir, cfg.store)
+    bundle = Bundle.load(bundle_dir, ("model",))
+    target = bundle_dir / ONNX_DIR
+    check_output_dir(target, cfg.overwrite, ("onnx",), [cfg.calibration_data, cfg.data if cfg.data and
+                                                         cfg.data != "synthetic" else None], "export")
+    model = check_weights_load(bundle_dir)
     from transformers import ViTImageProcessor
 
-    processor = ViTImageProcessor.from_pretrained(bundle)
+    processor = ViTImageProcessor.from_pretrained(bundle_dir)
     mean, std = list(processor.image_mean), list(processor.image_std)
-    calibration = None
+    calibration, calibration_classes = None, None
     if cfg.calibration_data is not None:
-        calibration = calibration_images(Path(cfg.calibration_data), info, mean, std, cfg.calibration_images)
-    images, labels, sample_source = parity_sample(info, mean, std, cfg.data, cfg.samples)
+        calibration, calibration_classes = calibration_images(Path(cfg.calibration_data), bundle, mean, std,
+                                                              cfg.calibration_images)
+    sample = parity_sample(bundle, mean, std, cfg.data, cfg.samples)
 
     with atomic_directory(target, overwrite=cfg.overwrite) as tmp:
-        variants = {"fp32": export_fp32(bundle, model, processor, tmp)}
+        variants = {"fp32": export_fp32(bundle_dir, model, processor, tmp)}
         details: dict = {}
         if cfg.quantize or calibration is not None:
             variants["int8"], details["int8"] = quantize_int8(tmp, calibration)
+            details["int8"]["calibration_per_class"] = calibration_classes
         if cfg.fp16:
             variants["fp16"], details["fp16"] = convert_fp16(tmp)
-        rows = measure_variants(model, variants, images, labels, cfg.batch_size, min_seconds=cfg.min_seconds)
+        rows = measure_variants(model, variants, sample.images, sample.labels, cfg.batch_size,
+                                min_seconds=cfg.min_seconds)
         diff = rows["fp32"]["max_abs_logit_diff"]
         if diff > FP32_ATOL:
             raise LutError(f"fp32 ONNX disagrees with PyTorch: max |logit diff| {diff:.2e} > {FP32_ATOL:g}; "
                            "nothing was written")
-        report = {"bundle": str(bundle.resolve()), "sample": {"source": sample_source, "images": int(len(images)),
-                                                              "batch_size": cfg.batch_size},
-                  "fp32_atol": FP32_ATOL, "variants": rows, "details": details}
+        gates = gates_of(rows)
+        report = {"bundle": str(bundle_dir.resolve()),
+                  "sample": {"source": sample.source, "images": int(len(sample.images)), "seed": sample.seed,
+                             "split": "validation", "stratified": True, "per_class": sample.per_class,
+                             "batch_size": cfg.batch_size},
+                  "fp32_atol": FP32_ATOL, "variants": rows, "details": details,
+                  "gates": {k: asdict(g) for k, g in gates.items()}}
         if "int8" in rows:
-            report["int8_meets_agreement_goal"] = rows["int8"]["top1_agreement"] >= INT8_AGREEMENT_GOAL
-        bundle_info = json.loads((tmp / BUNDLE_FILE).read_text())
-        bundle_info["onnx"] = {name: path.name for name, path in variants.items()}
-        (tmp / BUNDLE_FILE).write_text(json.dumps(bundle_info, indent=2))
+            report["int8_meets_agreement_goal"] = gates["int8"].passed
+        exported = replace(bundle, kind="onnx", onnx={name: path.name for name, path in variants.items()},
+                           gates=gates)
+        exported.save(tmp)
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return ExportResult(target, report)

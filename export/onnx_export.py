@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import warnings
 from pathlib import Path
 
 from lut.toolkit.errors import LutError
-from lut.toolkit.store import BUNDLE_FILE
 
 MODEL_FILE = "model.onnx"
 
@@ -40,12 +38,18 @@ def quiet_libraries():
 
 
 def check_weights_load(bundle: Path):
-    """Load the bundle's model so a corrupted checkpoint fails with one line, before any export work."""
+    """Load the bundle's model so a corrupted checkpoint fails with one line, before any export work.
+
+    Only safetensors weights are read (lut writes nothing else): a pickled pytorch_model.bin is refused,
+    never unpickled, and `auto_map` remote code in config.json is never run (no trust_remote_code)."""
     from transformers import ViTForImageClassification
 
+    if not (Path(bundle) / "model.safetensors").is_file():
+        raise LutError(f"{bundle} has no model.safetensors; lut reads only safetensors weights (never pickled "
+                       "files): fine-tune it again with lut finetune")
     try:
         with quiet_libraries():
-            return ViTForImageClassification.from_pretrained(bundle).eval()
+            return ViTForImageClassification.from_pretrained(bundle, use_safetensors=True).eval()
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and HF raise a zoo of types
         raise LutError(f"cannot load the model weights in {bundle}: {str(exc).splitlines()[0]}") from None
 
@@ -67,7 +71,4 @@ def export_fp32(bundle: Path, model, processor, out_dir: Path, opset: int | None
     model = out_dir / MODEL_FILE
     if not model.is_file():
         raise LutError(f"ONNX export of {bundle} produced no {MODEL_FILE}")
-    info = json.loads((bundle / BUNDLE_FILE).read_text())
-    info["onnx"] = {"fp32": MODEL_FILE}
-    (out_dir / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
     return model

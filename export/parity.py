@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lut.toolkit.datasets import PatchDataset, open_source, stratified_split
+from lut.toolkit.bundle import Bundle
+from lut.toolkit.datasets import PatchDataset, class_counts, open_source, stratified_sample, stratified_split
 from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import BandRule
 
 from .runtime import open_session
 
 
-def parity_sample(info: dict, mean: list[float], std: list[float], data: str | None, n: int,
-                  ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Up to n normalised validation images (N, 3, S, S) and labels, from `data` or the bundle's source."""
-    size, seed = int(info["image_size"]), int(info["split"]["seed"])
-    recorded = info.get("data_source", {})
+@dataclass
+class Sample:
+    """Normalised images (N, 3, S, S), their labels (None when the data's classes differ from the bundle's)
+    and where they came from, with the count per class."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    source: str
+    per_class: dict[str, int]
+    seed: int
+
+
+def parity_sample(bundle: Bundle, mean: list[float], std: list[float], data: str | None, n: int) -> Sample:
+    """Up to n validation images, seeded and stratified over every class, from `data` or the bundle's source."""
+    seed = int(bundle.split.get("seed", 0))
+    recorded = bundle.data_source
     if data is None:
         if recorded.get("kind") == "synthetic":
             data, count = "synthetic", int(recorded["images"])
@@ -30,16 +42,17 @@ def parity_sample(info: dict, mean: list[float], std: list[float], data: str | N
                 raise LutError(f"the bundle's data source {data} is not here; pass --data DIR")
     else:
         count = int(recorded.get("images", 600)) if data == "synthetic" else 0
-    bands = tuple(info["band_rule"]["bands"]) if "band_rule" in info else None
-    source = open_source(data, size, bands, max(count, 60), seed)
-    if getattr(source, "rule", None) is not None and "band_rule" in info:
-        source.rule = BandRule.from_dict(info["band_rule"])
-    same_classes = list(source.classes) == list(info["classes"])
-    val = stratified_split(source.labels, seed).val[:n]
+    bands = bundle.band_rule.bands if bundle.band_rule and data != "synthetic" and bundle.band_rule.quantity != "dn" \
+        else None
+    source = open_source(data, bundle.image_size, bands, max(count, 60), seed, verify=False)
+    if bundle.band_rule is not None and bundle.band_rule.quantity == source.rule.quantity:
+        source.rule = bundle.band_rule
+    same_classes = list(source.classes) == list(bundle.classes)
+    val = stratified_sample(stratified_split(source.labels, seed).val, source.labels, n, seed)
     dataset = PatchDataset(source, val, mean, std)
     images = np.stack([dataset[i][0].numpy() for i in range(len(dataset))])
     labels = source.labels[val] if same_classes else None
-    return images, labels, str(data)
+    return Sample(images, labels, str(data), class_counts(source.labels[val], list(source.classes)), seed)
 
 
 def batches(images: np.ndarray, batch_size: int):

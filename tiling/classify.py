@@ -19,15 +19,24 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lut.toolkit.atomic import atomic_file, refuse_existing
+from lut.toolkit.atomic import atomic_files
+from lut.toolkit.errors import LutError
+from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
+from lut.toolkit.resample import resize_chw
 from lut.toolkit.store import DEFAULT_STORE
 
 from .deployed import DeployedModel, load_deployed
+from .footprint import Footprint, check_gsd, plan_footprint, scene_gsd
 from .grid import PatchGrid
-from .scene import ChunkReader, choose_rule, open_raster, scene_bands
+from .scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
 from .summary import area_summary, format_summary, write_preview
-from .writer import NODATA, ClassMapWriter, class_colours, to_cog
+from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, class_colours, to_cog
+
+
+#: a window with less than this fraction of valid pixels is written as nodata: with fewer, the filled
+#: window is mostly the fill, and its class would be a guess.
+MIN_VALID = 0.25
 
 
 @dataclass
@@ -41,6 +50,10 @@ class ClassifyConfig:
     bands: tuple[int, ...] | None = None
     scale: str = "auto"
     nodata: float | None = None
+    reflectance_offset: float | None = None
+    min_valid: float = MIN_VALID
+    gsd: float | None = None
+    resample: bool = True
     batch_size: int = 32
     confidence: bool = False
     cog: bool = False
@@ -65,6 +78,8 @@ class ClassifyResult:
     device: str
     rule: dict
     warnings: list[str] = field(default_factory=list)
+    low_valid: int = 0
+    why: str = ""
 
     @property
     def patches_per_second(self) -> float:
@@ -77,16 +92,18 @@ class Batch:
     where: list[tuple[int, int]]  # window (row, col) of each item
     finished_rows: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (cell row, valid mask rows)
     skipped: int = 0
+    low_valid: int = 0
 
 
 class BatchProducer(threading.Thread):
-    """Reads strips, skips all-nodata windows, scales and normalises patches, queues batches in order."""
+    """Reads strips, skips windows without enough valid pixels, scales, fills, resizes and normalises
+    patches, and queues batches in order."""
 
     def __init__(self, reader: ChunkReader, grid: PatchGrid, rule: BandRule, model: DeployedModel,
-                 batch_size: int, prefetch: int) -> None:
+                 batch_size: int, prefetch: int, min_valid: float = MIN_VALID) -> None:
         super().__init__(daemon=True, name="lut-reader")
         self.reader, self.grid, self.rule, self.model = reader, grid, rule, model
-        self.batch_size = batch_size
+        self.batch_size, self.min_valid = batch_size, min_valid
         self.out: queue.Queue = queue.Queue(maxsize=prefetch)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
@@ -107,43 +124,54 @@ class BatchProducer(threading.Thread):
         finally:
             self._put(None)
 
+    def _scale_into(self, raw: np.ndarray, valid: np.ndarray, out: np.ndarray) -> None:
+        """Scale and fill one window; resize it to the model's input when its footprint says so."""
+        m = self.model
+        if raw.shape[-1] == out.shape[-1]:
+            self.rule.apply(raw, m.mean, m.std, out=out, valid=valid)  # straight into the batch buffer
+            return
+        scaled = self.rule.apply(raw, valid=valid)
+        out[:] = resize_chw(scaled, out.shape[-1])
+        out -= m.mean
+        out *= 1.0 / m.std
+
     def _produce(self) -> None:
-        g, p, s = self.grid, self.grid.patch, self.grid.stride
+        g, p = self.grid, self.grid.patch
+        size = self.model.image_size
         # A fixed ring of batch buffers: at most `prefetch` batches wait in the queue, one is being filled and
         # one is being inferred, so prefetch + 2 buffers are never overwritten while in use; allocating a
         # fresh 20 MB buffer per batch instead lets the heap fragment and RSS creep up with scene size.
-        ring = [np.empty((self.batch_size, 3, p, p), np.float32) for _ in range(self.out.maxsize + 2)]
-        filled = 0
+        ring = [np.empty((self.batch_size, 3, size, size), np.float32) for _ in range(self.out.maxsize + 2)]
+        filled = n = skipped = low = 0
         buffer = ring[0]
-        n = 0
         where: list[tuple[int, int]] = []
         finished: list[tuple[int, np.ndarray]] = []
         pending: dict[int, np.ndarray] = {}  # validity of cell rows being assembled, chunk by chunk
-        skipped = 0
         for chunk in self.reader.chunks(self.stop_event.is_set):
-            for k in range(chunk.ncols):
-                x0 = k * s
-                if not chunk.valid[:, x0:x0 + p].any():
-                    skipped += 1
+            for k, x0 in enumerate(chunk.offsets.tolist()):
+                valid = chunk.valid[:, x0:x0 + p]
+                fraction = valid.mean()
+                if fraction == 0.0 or fraction < self.min_valid:
+                    skipped += int(fraction == 0.0)
+                    low += int(fraction > 0.0)
                     continue
-                # scale and normalise straight into the batch buffer: no per-patch or stacking copies
-                self.rule.apply(chunk.data[:, :, x0:x0 + p], self.model.mean, self.model.std, out=buffer[n])
+                self._scale_into(chunk.data[:, :, x0:x0 + p], valid, buffer[n])
                 where.append((chunk.row, chunk.first_col + k))
                 n += 1
                 if n == self.batch_size:
-                    self._put(Batch(buffer, where, finished, skipped))
+                    self._put(Batch(buffer, where, finished, skipped, low))
                     filled += 1
                     buffer = ring[filled % len(ring)]
-                    n, where, finished, skipped = 0, [], [], 0
-            x_start = chunk.first_col * s
-            width = min(chunk.valid.shape[1], g.padded_width - x_start)
+                    n, where, finished, skipped, low = 0, [], [], 0, 0
+            y_row = int(g.y_origins[chunk.row])
             for cell_row in g.cells_final_after(chunk.row):
-                offset = (cell_row - chunk.row) * s
-                mask = pending.setdefault(cell_row, np.zeros((s, g.padded_width), bool))
-                mask[:, x_start:x_start + width] = chunk.valid[offset:offset + s, :width]
+                top, bottom = int(g.y_edges[cell_row]), int(g.y_edges[cell_row + 1])
+                mask = pending.setdefault(cell_row, np.zeros((bottom - top, g.width), bool))
+                mask[:, chunk.x_start:chunk.x_start + chunk.width] = \
+                    chunk.valid[top - y_row:bottom - y_row, :chunk.width]
                 if chunk.last:
                     finished.append((cell_row, pending.pop(cell_row)))
-        self._put(Batch(buffer[:n], where, finished, skipped))
+        self._put(Batch(buffer[:n], where, finished, skipped, low))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -153,32 +181,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class CellAccumulator:
-    """Summed class probabilities per stride x stride cell; overlapping windows average out."""
+    """Summed class probabilities per cell (the pieces between window edges); overlaps average out."""
 
     def __init__(self, grid: PatchGrid, classes: int) -> None:
         self.grid = grid
         self.probs = np.zeros((grid.cell_rows, grid.cell_cols, classes), np.float32)
         self.hits = np.zeros((grid.cell_rows, grid.cell_cols), np.float32)
+        self.widths = grid.cell_widths()
+        self.heights = grid.cell_heights()
 
     def add(self, where: list[tuple[int, int]], probs: np.ndarray) -> None:
-        m = self.grid.span
+        rows, cols = self.grid.row_cells, self.grid.col_cells
         for (r, c), p in zip(where, probs):
-            self.probs[r:r + m, c:c + m] += p
-            self.hits[r:r + m, c:c + m] += 1
+            (y0, y1), (x0, x1) = rows[r], cols[c]
+            self.probs[y0:y1, x0:x1] += p
+            self.hits[y0:y1, x0:x1] += 1
 
-    def row_pixels(self, cell_row: int, valid: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Class and confidence (0-100) pixels of one cell row; nodata where invalid or never seen."""
-        s = self.grid.stride
+    def row_pixels(self, cell_row: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class and confidence (0-100) pixels of one cell row; nodata where invalid or never classified."""
         hits = self.hits[cell_row]
         mean = self.probs[cell_row] / np.maximum(hits, 1)[:, None]
         cls = np.where(hits > 0, mean.argmax(1), NODATA).astype(np.uint8)
-        conf = np.where(hits > 0, np.round(mean.max(1) * 100), 0).astype(np.uint8)
-        rows = min(s, self.grid.height - cell_row * s)
-        cls_px = np.repeat(np.repeat(cls[None], rows, 0), s, 1)[:, :width]
-        conf_px = np.repeat(np.repeat(conf[None], rows, 0), s, 1)[:, :width]
-        invalid = ~valid[:rows, :width]
+        conf = np.where(hits > 0, np.round(mean.max(1) * 100), CONFIDENCE_NODATA).astype(np.uint8)
+        rows = int(self.heights[cell_row])
+        cls_px = np.repeat(np.repeat(cls, self.widths)[None], rows, 0)
+        conf_px = np.repeat(np.repeat(conf, self.widths)[None], rows, 0)
+        invalid = ~valid
         cls_px[invalid] = NODATA
-        conf_px[invalid] = 0
+        conf_px[invalid] = CONFIDENCE_NODATA
         return cls_px, conf_px
 
 
@@ -198,77 +228,134 @@ def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say) -> C
         return _classify(cfg, warn)
 
 
+@dataclass
+class ScenePlan:
+    """Everything decided about a scene before the first window is read."""
+
+    bands: tuple[int, ...]
+    rule: BandRule
+    footprint: Footprint
+    grid: PatchGrid
+    profile: dict
+
+
+def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], None]) -> ScenePlan:
+    with open_raster(cfg.scene) as src:
+        bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None, note)
+        check_nodata(src, cfg.nodata, bands)
+        rule = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, note)
+        gsd = check_gsd(cfg.gsd) or scene_gsd(src)
+        footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, note, str(cfg.scene))
+        profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
+        if src.crs is None:
+            note(f"{cfg.scene} has no CRS; the map is written without one")
+    window = footprint.window_px
+    grid = PatchGrid(profile["height"], profile["width"], window, cfg.stride or window)
+    factor = (window / grid.stride) ** 2
+    if factor >= 16:
+        note(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
+             f"default stride {window}")
+    return ScenePlan(bands, rule, footprint, grid, profile)
+
+
+def check_outputs(cfg: ClassifyConfig, summary_path: Path) -> None:
+    """Every output is new, or lut's own under --overwrite; none is an input. Checked before any work."""
+    inputs = [cfg.scene, cfg.model]
+    check_output_file(Path(cfg.output), cfg.overwrite, is_lut_map, inputs, "map")
+    check_output_file(summary_path, cfg.overwrite, is_lut_summary, inputs, "summary")
+    if cfg.preview is not None:
+        check_output_file(Path(cfg.preview), cfg.overwrite, is_lut_preview, inputs, "preview")
+        if Path(cfg.preview).resolve() in (Path(cfg.output).resolve(), summary_path.resolve()):
+            raise LutError(f"--preview {cfg.preview} would overwrite the map or its summary")
+    if not 0.0 <= cfg.min_valid <= 1.0:
+        raise LutError(f"--min-valid must be a fraction between 0 and 1, got {cfg.min_valid}")
+
+
+def summary_path_of(output: Path) -> Path:
+    return Path(output).with_suffix(".summary.json")
+
+
 def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResult:
     output = Path(cfg.output)
-    refuse_existing(output, cfg.overwrite)
-    if cfg.preview is not None:
-        refuse_existing(Path(cfg.preview), cfg.overwrite)
-    summary_path = output.with_suffix(".summary.json")
-    model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+    summary_path = summary_path_of(output)
+    check_outputs(cfg, summary_path)
     notes: list[str] = []
 
     def note(message: str) -> None:
         notes.append(message)
         warn(message)
 
-    with open_raster(cfg.scene) as src:
-        bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None)
-        nodata = cfg.nodata
-        rule = choose_rule(src, bands, cfg.scale, model.rule, nodata)
-        profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
-        if src.crs is None:
-            note(f"{cfg.scene} has no CRS; the map is written without one")
-    grid = PatchGrid(profile["height"], profile["width"], model.image_size, cfg.stride or model.image_size)
-    reader = ChunkReader(Path(cfg.scene), bands, nodata, grid)
-    producer = BatchProducer(reader, grid, rule, model, cfg.batch_size, cfg.prefetch)
+    model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+    plan = plan_scene(cfg, model, note)
+    targets = [output, summary_path] + ([Path(cfg.preview)] if cfg.preview is not None else [])
+    with atomic_files(targets, cfg.overwrite) as temps:
+        run = _run(cfg, model, plan, temps[0])
+        if run.patches == 0:
+            note(f"{cfg.scene} holds no valid pixels; the map is all nodata")
+        summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
+                               run.nodata_pixels)
+        summary.update(format=SUMMARY_FORMAT, scene=str(Path(cfg.scene).resolve()), map=str(output.resolve()),
+                       model=str(model.path), precision=model.precision, precision_reason=model.why,
+                       device=model.device, window=plan.footprint.to_dict(), stride=plan.grid.stride,
+                       bands=list(plan.bands), scaling=plan.rule.to_dict(), min_valid=cfg.min_valid,
+                       patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
+                       seconds=run.seconds, warnings=notes)
+        temps[1].write_text(json.dumps(summary, indent=2))
+        if cfg.preview is not None:
+            write_preview(temps[0], temps[2], model.classes, class_colours(model.classes))
+    return ClassifyResult(output, summary_path, summary, run.patches, run.skipped, run.seconds, str(model.path),
+                          model.precision, model.device, plan.rule.to_dict(), notes, run.low_valid, model.why)
+
+
+@dataclass
+class RunStats:
+    counts: np.ndarray
+    patches: int = 0
+    skipped: int = 0
+    low_valid: int = 0
+    nodata_pixels: int = 0
+    seconds: float = 0.0
+
+
+def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path) -> RunStats:
+    """Stream the scene through the model into `target` (a temporary path)."""
+    grid = plan.grid
+    reader = ChunkReader(Path(cfg.scene), plan.bands, cfg.nodata, grid)
+    producer = BatchProducer(reader, grid, plan.rule, model, cfg.batch_size, cfg.prefetch, cfg.min_valid)
     accumulator = CellAccumulator(grid, len(model.classes))
-    patches = skipped = nodata_pixels = 0
+    writer_path = target.with_name(target.name + ".gtiff.tif") if cfg.cog else target
+    stats = RunStats(np.zeros(len(model.classes), np.int64))
     start = time.perf_counter()
-    with atomic_file(output, cfg.overwrite, suffix=".tif") as tmp:
-        writer_path = tmp.with_name(tmp.name + ".gtiff.tif") if cfg.cog else tmp
-        writer = ClassMapWriter(writer_path, profile, model.classes, cfg.confidence)
+    try:
+        writer = ClassMapWriter(writer_path, plan.profile, model.classes, cfg.confidence)
         bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
         producer.start()
         try:
-            try:
-                while True:
-                    batch = producer.out.get()
-                    if batch is None:
-                        break
-                    if len(batch.where):
-                        accumulator.add(batch.where, softmax(model.logits(batch.pixels)))
-                    patches += len(batch.where)
-                    skipped += batch.skipped
-                    bar.update(len(batch.where) + batch.skipped)
-                    for cell_row, valid in batch.finished_rows:
-                        cls, conf = accumulator.row_pixels(cell_row, valid, grid.width)
-                        nodata_pixels += int((cls == NODATA).sum())
-                        writer.write_rows(cell_row * grid.stride, cls, conf)
-                if producer.error is not None:
-                    raise producer.error
-            finally:
-                producer.stop_event.set()
-                bar.close()
-                writer.close()
-            if cfg.cog:
-                to_cog(writer_path, tmp)
+            while (batch := producer.out.get()) is not None:
+                if len(batch.where):
+                    accumulator.add(batch.where, softmax(model.logits(batch.pixels)))
+                stats.patches += len(batch.where)
+                stats.skipped += batch.skipped
+                stats.low_valid += batch.low_valid
+                bar.update(len(batch.where) + batch.skipped + batch.low_valid)
+                for cell_row, valid in batch.finished_rows:
+                    cls, conf = accumulator.row_pixels(cell_row, valid)
+                    stats.nodata_pixels += int((cls == NODATA).sum())
+                    writer.write_rows(int(grid.y_edges[cell_row]), cls, conf)
+            if producer.error is not None:
+                raise producer.error
         finally:
-            if cfg.cog:
-                writer_path.unlink(missing_ok=True)
-        seconds = time.perf_counter() - start
-        if patches == 0:
-            note(f"{cfg.scene} holds no valid pixels; the map is all nodata")
-        summary = area_summary(writer.counts, model.classes, profile["transform"], profile["crs"], nodata_pixels)
-        summary.update(scene=str(Path(cfg.scene).resolve()), model=str(model.path), precision=model.precision,
-                       device=model.device, patch=grid.patch, stride=grid.stride, bands=list(bands),
-                       scaling=rule.to_dict(), patches=patches, skipped_patches=skipped, seconds=seconds)
-        with atomic_file(summary_path, overwrite=True) as tmp_summary:
-            tmp_summary.write_text(json.dumps(summary, indent=2))
-        if cfg.preview is not None:
-            with atomic_file(Path(cfg.preview), overwrite=True) as tmp_png:
-                write_preview(tmp, tmp_png, model.classes, class_colours(model.classes))
-    return ClassifyResult(output, summary_path, summary, patches, skipped, seconds, str(model.path),
-                          model.precision, model.device, rule.to_dict(), notes)
+            producer.stop_event.set()
+            bar.close()
+            writer.close()
+        if cfg.cog:
+            to_cog(writer_path, target)
+    finally:
+        if cfg.cog:
+            writer_path.unlink(missing_ok=True)
+    stats.counts = writer.counts
+    stats.seconds = time.perf_counter() - start
+    return stats
 
 
 __all__ = ["ClassifyConfig", "ClassifyResult", "classify_scene", "format_summary"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lut.export.runtime import gpu_usable, open_session, session_device
+from lut.toolkit.bundle import Bundle, ChipInfo
 from lut.toolkit.errors import LutError
 from lut.toolkit.radiometry import BandRule
 from lut.toolkit.store import DEFAULT_STORE, resolve_bundle
@@ -26,6 +27,8 @@ class DeployedModel:
     std: np.ndarray
     rule: BandRule | None
     session: object
+    chip: ChipInfo | None = None
+    why: str = ""  # why this precision was picked
 
     @property
     def device(self) -> str:
@@ -40,42 +43,68 @@ def onnx_dir_of(model: str | Path | None, store: Path = DEFAULT_STORE) -> Path:
     if model is not None and (Path(model) / "model.onnx").is_file():
         return Path(model)
     bundle = resolve_bundle(model, store)
+    Bundle.load(bundle, ("model", "onnx"))  # a backbone is refused here, with the advice to fine-tune it
     onnx_dir = bundle / "onnx"
     if not (onnx_dir / "model.onnx").is_file():
         raise LutError(f"{bundle} has no ONNX export; run lut export {bundle} first")
     return onnx_dir
 
 
-def pick_file(onnx_dir: Path, info: dict, precision: str, gpu: bool) -> tuple[str, Path]:
-    files = info.get("onnx", {"fp32": "model.onnx"})
+def _gate_note(bundle: Bundle, variant: str) -> tuple[bool, str]:
+    gate = bundle.gates.get(variant)
+    if gate is None:
+        return False, f"{variant} was not measured at export (re-export to gate it)"
+    verdict = ">=" if gate.passed else "<"
+    return gate.passed, f"{variant} {gate.measure} {gate.value:.3f} {verdict} {gate.goal:g} at export"
+
+
+def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, device: str, gpu: bool) -> tuple[str, Path, str]:
+    """The variant to run and why. `--precision auto` never picks a variant whose export gate failed."""
+    files = bundle.onnx or {"fp32": "model.onnx"}
+    if precision not in PRECISIONS:
+        raise LutError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and device == "cuda":
+        raise LutError("INT8 models run on the CPU only; on CUDA use --precision fp16 (or fp32), or drop "
+                       "--device cuda")
     if precision == "auto":
-        precision = "fp16" if gpu and "fp16" in files else "int8" if not gpu and "int8" in files else "fp32"
+        wanted = "fp16" if gpu else "int8"
+        if wanted not in files:
+            precision, why = "fp32", f"no {wanted} export"
+        else:
+            passed, note = _gate_note(bundle, wanted)
+            precision, why = (wanted, note) if passed else ("fp32", note)
+        why = f"auto on {'GPU' if gpu else 'CPU'}: {why}"
+    elif precision in files:
+        passed, note = _gate_note(bundle, precision) if precision != "fp32" else (True, "asked for")
+        why = note if passed else f"asked for, although {note}"
     if precision not in files:
         raise LutError(f"{onnx_dir} has no {precision} model (it has {', '.join(sorted(files))}); "
                        f"export it with lut export --quantize / --fp16")
-    return precision, onnx_dir / files[precision]
+    return precision, onnx_dir / files[precision], why
 
 
 def load_deployed(model: str | Path | None, precision: str = "auto", device: str = "auto",
                   store: Path = DEFAULT_STORE, threads: int | None = None) -> DeployedModel:
     onnx_dir = onnx_dir_of(model, store)
+    bundle = Bundle.load(onnx_dir, ("onnx",))
     try:
-        info = json.loads((onnx_dir / "lut.json").read_text())
         pre = json.loads((onnx_dir / "preprocessor_config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise LutError(f"{onnx_dir} is not a complete lut export: {exc}") from None
     gpu = device != "cpu" and gpu_usable()
-    precision, path = pick_file(onnx_dir, info, precision, gpu)
+    if device == "cuda" and not gpu:
+        raise LutError("--device cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
+                       "use --device cpu or auto")
+    precision, path, why = pick_file(onnx_dir, bundle, precision, device, gpu)
     session = open_session(path, "cpu" if precision == "int8" else device, threads)
-    classes = list(info["classes"])
+    classes = list(bundle.classes)
     outputs = session.get_outputs()[0].shape[-1]
     if isinstance(outputs, int) and outputs != len(classes):
         raise LutError(f"{path.name} predicts {outputs} classes but its lut.json names {len(classes)}; "
                        "re-export the bundle")
     return DeployedModel(
-        path=path, precision=precision, classes=classes, image_size=int(info["image_size"]),
+        path=path, precision=precision, classes=classes, image_size=int(bundle.image_size),
         mean=np.asarray(pre.get("image_mean", [0.5] * 3), np.float32)[:, None, None],
         std=np.asarray(pre.get("image_std", [0.5] * 3), np.float32)[:, None, None],
-        rule=BandRule.from_dict(info["band_rule"]) if "band_rule" in info else None,
-        session=session,
+        rule=bundle.band_rule, session=session, chip=bundle.chip, why=why,
     )

@@ -1,15 +1,42 @@
-"""The patch grid over a scene: windows every `stride` pixels, map cells of stride x stride pixels.
+"""The patch grid over a scene: window origins every `stride` pixels, the last one aligned inward.
 
-A window at (row r, col c) covers cells r..r+m-1 and c..c+m-1 with m = patch / stride, so cell row r is
-final as soon as window row r is done; that is what lets the pipeline stream the map out row by row.
+Windows start at 0, stride, 2*stride, ... and, where that does not end exactly on the scene's edge, one
+more window starts at size - patch: every window lies inside the scene and sees real pixels, never
+padding (a zero-padded edge window was classified as a dark class). Map **cells** are the pieces between
+consecutive window edges, so the inward-aligned window simply covers a few narrower cells; overlapping
+windows average their probabilities per cell. A cell row is final once the last window row covering it
+is done, which is what lets the pipeline stream the map out row by row.
+
+All sizes are in scene pixels. A scene narrower than the patch has a single window, read with reflect
+padding (see `MIN_SIDE_FRACTION`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
 
 from lut.toolkit.errors import LutError
+
+#: a scene side shorter than this fraction of the window is refused instead of reflect-padded: below
+#: a quarter, most of the window would be mirrored copies and the class would be a guess.
+MIN_SIDE_FRACTION = 0.25
+
+
+def window_origins(size: int, patch: int, stride: int) -> np.ndarray:
+    if size <= patch:
+        return np.zeros(1, np.int64)
+    origins = list(range(0, size - patch + 1, stride))
+    if origins[-1] != size - patch:
+        origins.append(size - patch)
+    return np.asarray(origins, np.int64)
+
+
+def cell_edges(size: int, origins: np.ndarray, patch: int) -> np.ndarray:
+    ends = np.minimum(origins + patch, size)
+    return np.unique(np.concatenate([[0, size], origins, ends]))
 
 
 @dataclass(frozen=True)
@@ -20,45 +47,75 @@ class PatchGrid:
     stride: int
 
     def __post_init__(self) -> None:
-        if self.stride < 1 or self.stride > self.patch or self.patch % self.stride:
-            raise LutError(f"--stride {self.stride} must divide the patch size {self.patch}")
+        if self.stride < 1 or self.stride > self.patch:
+            raise LutError(f"--stride {self.stride} must be between 1 and the window size {self.patch}")
+        short = min(self.height, self.width)
+        if short < max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION))):
+            raise LutError(f"the scene is {self.width} x {self.height} px, too small for {self.patch} px windows: "
+                           f"each side needs at least {max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION)))} px "
+                           "(smaller scenes would be mostly reflect padding)")
 
-    @property
-    def span(self) -> int:
-        """Cells per window side."""
-        return self.patch // self.stride
+    @cached_property
+    def y_origins(self) -> np.ndarray:
+        return window_origins(self.height, self.patch, self.stride)
 
-    @staticmethod
-    def _windows(size: int, patch: int, stride: int) -> int:
-        return 1 if size <= patch else math.ceil((size - patch) / stride) + 1
+    @cached_property
+    def x_origins(self) -> np.ndarray:
+        return window_origins(self.width, self.patch, self.stride)
+
+    @cached_property
+    def y_edges(self) -> np.ndarray:
+        return cell_edges(self.height, self.y_origins, self.patch)
+
+    @cached_property
+    def x_edges(self) -> np.ndarray:
+        return cell_edges(self.width, self.x_origins, self.patch)
 
     @property
     def window_rows(self) -> int:
-        return self._windows(self.height, self.patch, self.stride)
+        return len(self.y_origins)
 
     @property
     def window_cols(self) -> int:
-        return self._windows(self.width, self.patch, self.stride)
-
-    @property
-    def cell_rows(self) -> int:
-        return math.ceil(self.height / self.stride)
-
-    @property
-    def cell_cols(self) -> int:
-        return math.ceil(self.width / self.stride)
-
-    @property
-    def padded_width(self) -> int:
-        """Width of a strip that holds every window of a row, padding included."""
-        return (self.window_cols - 1) * self.stride + self.patch
+        return len(self.x_origins)
 
     @property
     def windows(self) -> int:
         return self.window_rows * self.window_cols
 
+    @property
+    def cell_rows(self) -> int:
+        return len(self.y_edges) - 1
+
+    @property
+    def cell_cols(self) -> int:
+        return len(self.x_edges) - 1
+
+    @cached_property
+    def row_cells(self) -> np.ndarray:
+        """(window_rows, 2): the [first, end) cell rows each window row covers."""
+        return self._cover(self.y_origins, self.y_edges, self.height)
+
+    @cached_property
+    def col_cells(self) -> np.ndarray:
+        """(window_cols, 2): the [first, end) cell columns each window column covers."""
+        return self._cover(self.x_origins, self.x_edges, self.width)
+
+    def _cover(self, origins: np.ndarray, edges: np.ndarray, size: int) -> np.ndarray:
+        first = np.searchsorted(edges, origins)
+        end = np.searchsorted(edges, np.minimum(origins + self.patch, size))
+        return np.stack([first, end], axis=1)
+
     def cells_final_after(self, window_row: int) -> range:
-        """Cell rows whose probabilities are complete once `window_row` is processed."""
-        if window_row == self.window_rows - 1:
-            return range(window_row, self.cell_rows)
-        return range(window_row, window_row + 1)
+        """Cell rows whose probabilities are complete once `window_row` is processed: those no later window
+        row covers. Window row `window_row` covers all of them, so its strip holds their pixels."""
+        start = int(self.row_cells[window_row, 0]) if window_row else 0
+        last = window_row == self.window_rows - 1
+        end = self.cell_rows if last else int(self.row_cells[window_row + 1, 0])
+        return range(start, end)
+
+    def cell_heights(self) -> np.ndarray:
+        return np.diff(self.y_edges)
+
+    def cell_widths(self) -> np.ndarray:
+        return np.diff(self.x_edges)

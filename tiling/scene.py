@@ -1,4 +1,4 @@
-"""Reading a scene in strips: band selection, scaling to what the model was trained on, nodata masks."""
+"""Reading a scene in strips: band selection, encoding and scaling, validity masks, damaged files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import BandRule, default_bands, percentile_rule, rule_for_dtype
+from lut.toolkit.radiometry import (FORCED_ENCODINGS, BandRule, Encoding, boa_offset, default_bands, default_rule,
+                                    encoding_for, invalid_pixels, percentile_rule)
 
-SCALES = ("auto", "bundle", "uint8", "reflectance", "percentile")
+SCALES = ("auto", "bundle", "uint8", "reflectance", "fraction", "percentile")
 
 
 def open_raster(path: Path):
@@ -22,12 +23,66 @@ def open_raster(path: Path):
     path = Path(path)
     if not path.exists():
         raise LutError(f"scene {path} does not exist")
+    if path.is_dir():
+        raise LutError(f"scene {path} is a directory, not a raster file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return rasterio.open(path)
     except RasterioIOError:
-        raise LutError(f"{path} is not a raster that GDAL can read") from None
+        raise LutError(f"{path} is not a raster that GDAL can read (damaged, or another format)") from None
+
+
+def read_window(src, bands: tuple[int, ...], window=None, **kwargs) -> np.ndarray:
+    """src.read that names the file when GDAL fails (a truncated or corrupt GeoTIFF)."""
+    from rasterio.errors import RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return src.read(list(bands), window=window, **kwargs)
+    except RasterioError:
+        where = f" at {window}" if window is not None else ""
+        raise LutError(f"{src.name} is damaged: GDAL cannot read its pixels{where} (truncated or corrupt "
+                       "file); download or export it again") from None
+
+
+def check_nodata(src, nodata: float | None, bands: tuple[int, ...]) -> None:
+    """`--nodata` must be a value the scene's pixel type can hold."""
+    if nodata is None or np.isnan(nodata):
+        return
+    dtype = np.dtype(src.dtypes[bands[0] - 1])
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (info.min <= nodata <= info.max) or nodata != int(nodata):
+            raise LutError(f"--nodata {nodata:g} cannot occur in {src.name}, whose {dtype.name} pixels hold "
+                           f"integers {info.min}..{info.max}")
+
+
+def effective_nodata(src, nodata: float | None) -> float | None:
+    return src.nodata if nodata is None else nodata
+
+
+def _masked_bands(src, bands: tuple[int, ...]) -> bool:
+    """Whether an internal mask or alpha band marks pixels invalid (nodata values are tested on values)."""
+    return any(flag.name in ("per_dataset", "alpha") for band in bands for flag in src.mask_flag_enums[band - 1])
+
+
+def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | None, window=None,
+               out_shape=None) -> np.ndarray:
+    """(H, W) True where a pixel may reach a model: not NaN/inf in any band (declared or not), not the
+    nodata value (`--nodata`, else the file's) in every band, and not masked by an internal mask or alpha
+    band. Values are tested on `data`, the pixels already read; only masks need GDAL's read_masks."""
+    invalid = invalid_pixels(data, effective_nodata(src, nodata))
+    if _masked_bands(src, bands):
+        from rasterio.enums import Resampling
+
+        kwargs = {"window": window} if window is not None else {}
+        if out_shape is not None:
+            kwargs.update(out_shape=out_shape, resampling=Resampling.nearest)
+        masks = src.read_masks(list(bands), **kwargs)
+        invalid |= np.any(masks == 0, axis=0)
+    return ~invalid
 
 
 def decimated_sample(src, bands: tuple[int, ...], nodata: float | None, max_side: int = 1024) -> np.ndarray:
@@ -36,49 +91,52 @@ def decimated_sample(src, bands: tuple[int, ...], nodata: float | None, max_side
 
     factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
     shape = (len(bands), max(1, src.height // factor), max(1, src.width // factor))
-    data = src.read(list(bands), out_shape=shape, resampling=Resampling.nearest)
+    data = read_window(src, bands, out_shape=shape, resampling=Resampling.nearest)
     valid = valid_mask(src, data, bands, nodata, out_shape=shape)
     return data[:, valid]
 
 
-def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | None, window=None,
-               out_shape=None) -> np.ndarray:
-    """True where a pixel has data: not nodata in every band (GDAL's rule), or per the file's mask.
-
-    A nodata value (given, or the file's) is tested on `data`, the pixels already read; only internal
-    masks and alpha bands need GDAL's read_masks, which would otherwise decode the pixels again."""
-    nodata = src.nodata if nodata is None else nodata
-    if nodata is not None:
-        if np.isnan(nodata):
-            return ~np.all(np.isnan(data), axis=0)
-        return ~np.all(data == nodata, axis=0)
-    if all(flag.name == "all_valid" for band in bands for flag in src.mask_flag_enums[band - 1]):
-        return np.ones(data.shape[1:], bool)
-    from rasterio.enums import Resampling
-
-    kwargs = {"window": window} if window is not None else {}
-    if out_shape is not None:
-        kwargs.update(out_shape=out_shape, resampling=Resampling.nearest)
-    masks = src.read_masks(list(bands), **kwargs)
-    return np.any(masks > 0, axis=0)
-
-
-def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule | None,
-                nodata: float | None) -> BandRule:
-    """The scaling that makes this scene look like the training patches."""
+def scene_encoding(src, bands: tuple[int, ...], nodata: float | None, offset_dn: float | None = None) -> Encoding:
+    """The decision table of `lut.toolkit.radiometry` applied to this raster and its metadata."""
     dtype = np.dtype(src.dtypes[bands[0] - 1])
+    if offset_dn is None:
+        tags = dict(src.tags())
+        for b in bands:
+            tags.update(src.tags(b))
+        offset_dn = boa_offset(tags) or 0.0
+    scale = float(src.scales[bands[0] - 1] or 1.0)
+    offset = float(src.offsets[bands[0] - 1] or 0.0)
+    p99 = None
+    if dtype.kind == "f":
+        sample = decimated_sample(src, bands, nodata)
+        p99 = float(np.percentile(sample, 99)) if sample.size else None
+    return encoding_for(dtype, p99, offset_dn, scale, offset)
+
+
+def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule | None, nodata: float | None,
+                offset_dn: float | None = None, note: Callable[[str], None] = lambda m: None) -> BandRule:
+    """The scaling that makes this scene look like the training patches: the bundle's physical window
+    through the scene's own encoding whenever both are the same quantity."""
     if scale not in SCALES:
         raise LutError(f"--scale must be one of {', '.join(SCALES)}")
-    if scale == "auto":
-        fits = bundle_rule is not None and (dtype == np.uint8) == (max(bundle_rule.high) <= 255)
-        scale = "bundle" if fits else ("uint8" if dtype == np.uint8 else "percentile")
-    if scale == "bundle" and bundle_rule is not None:
-        return BandRule(bands, bundle_rule.low, bundle_rule.high, bundle_rule.description)
-    if scale == "uint8" or (scale == "bundle" and dtype == np.uint8):
-        return rule_for_dtype(np.uint8, bands)
-    if scale == "reflectance":
-        return rule_for_dtype(np.uint16, bands)
-    return percentile_rule(decimated_sample(src, bands, nodata).astype(np.float64), bands)
+    if scale == "percentile":
+        return percentile_rule(decimated_sample(src, bands, nodata).astype(np.float64), bands)
+    encoding = FORCED_ENCODINGS.get(scale) or scene_encoding(src, bands, nodata, offset_dn)
+    if encoding.quantity == "unknown":
+        if scale == "bundle":
+            raise LutError(f"cannot tell how {src.name} encodes its values ({encoding.description}), so the "
+                           "bundle's rule cannot be applied: pass --scale uint8|reflectance|fraction|percentile")
+        note(f"{src.name}: {encoding.description}; using a 2-98 percentile stretch (pass --scale to choose)")
+        return percentile_rule(decimated_sample(src, bands, nodata).astype(np.float64), bands)
+    if bundle_rule is not None and bundle_rule.quantity == encoding.quantity:
+        return bundle_rule.with_encoding(bands, encoding)
+    if bundle_rule is not None:
+        if scale == "bundle":
+            raise LutError(f"{src.name} holds {encoding.quantity} values but the bundle was trained on "
+                           f"{bundle_rule.quantity}: its rule cannot be applied; drop --scale bundle")
+        note(f"{src.name} holds {encoding.quantity} values but the bundle was trained on {bundle_rule.quantity}; "
+             "scaling the scene by its own default")
+    return default_rule(encoding, bands)
 
 
 @dataclass
@@ -89,7 +147,10 @@ class SceneChunk:
     first_col: int
     ncols: int
     last: bool  # the last chunk of its row
-    data: np.ndarray  # (C, patch, (ncols - 1) * stride + patch), raw values, zero-padded past the scene
+    x_start: int  # scene column of data[..., 0]
+    width: int  # real scene pixels in the chunk (data may be reflect-padded past them)
+    offsets: np.ndarray  # each window's column in `data`
+    data: np.ndarray  # (C, patch, >= width) raw values
     valid: np.ndarray  # (patch, same width) bool
 
 
@@ -105,25 +166,35 @@ class ChunkReader:
 
         g = self.grid
         with open_raster(self.path) as src:
-            for r in range(g.window_rows):
-                y0 = r * g.stride
-                h = min(g.patch, src.height - y0)
+            for r, y in enumerate(g.y_origins.tolist()):
+                h = min(g.patch, src.height - y)
                 for first in range(0, g.window_cols, self.chunk_cols):
                     if stop():
                         return
                     ncols = min(self.chunk_cols, g.window_cols - first)
-                    x0 = first * g.stride
-                    width = (ncols - 1) * g.stride + g.patch
-                    w = min(width, src.width - x0)
-                    window = Window(x0, y0, w, h)
-                    raw = src.read(list(self.bands), window=window)
+                    cols = g.x_origins[first:first + ncols]
+                    x_start = int(cols[0])
+                    width = min(int(cols[-1]) + g.patch, src.width) - x_start
+                    window = Window(x_start, y, width, h)
+                    raw = read_window(src, self.bands, window)
                     valid = valid_mask(src, raw, self.bands, self.nodata, window=window)
-                    data = np.zeros((len(self.bands), g.patch, width), raw.dtype)
-                    mask = np.zeros((g.patch, width), bool)
-                    data[:, :h, :w] = raw
-                    mask[:h, :w] = valid
-                    yield SceneChunk(r, first, ncols, first + ncols == g.window_cols, data, mask)
+                    need_w = int(cols[-1]) + g.patch - x_start
+                    if h < g.patch or width < need_w:  # a scene smaller than one window: mirror it
+                        pad = ((0, 0), (0, g.patch - h), (0, need_w - width))
+                        raw = np.pad(raw, pad, mode="reflect")
+                        valid = np.pad(valid, pad[1:], mode="reflect")
+                    yield SceneChunk(r, first, ncols, first + ncols == g.window_cols, x_start, width,
+                                     cols - x_start, raw, valid)
 
 
-def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None) -> tuple[int, ...]:
-    return default_bands(src.count, bands or fallback, str(src.name))
+def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None,
+                note: Callable[[str], None] = lambda m: None) -> tuple[int, ...]:
+    """`--bands`, else the bundle's, else 1,2,3; says which bands a scene is read as RGB unless obvious."""
+    if bands is None and src.count == 1:
+        raise LutError(f"{src.name} has 1 band and the model takes 3: pass --bands 1,1,1 to read it as grey RGB")
+    chosen = default_bands(src.count, bands or fallback, str(src.name))
+    if bands is None and (src.count != 3 or chosen != (1, 2, 3)):
+        whose = "the bundle's bands" if fallback else "the default"
+        note(f"{src.name} has {src.count} bands; reading bands {','.join(map(str, chosen))} as red, green, blue "
+             f"({whose}; pass --bands to choose)")
+    return chosen

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lut.toolkit.ownership import PREVIEW_SOFTWARE
+
 
 def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
     """Pixels, km^2 (for projected CRSs in metres) and percent of the mapped area, per class."""
@@ -53,5 +55,5 @@ def write_preview(map_path: Path, png: Path, classes: list[str], colours: dict, 
     handles = [Patch(color=lut[i][:3], label=name) for i, name in enumerate(classes)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(png, dpi=100, bbox_inches="tight")
+    fig.savefig(png, dpi=100, bbox_inches="tight", format="png", metadata={"Software": PREVIEW_SOFTWARE})
     plt.close(fig)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lut.toolkit.ownership import MAP_FORMAT, MAP_TAG
 from lut.toolkit.synthetic import CLASS_COLOURS
 
 NODATA = 255
+#: the confidence band's nodata: 0 is a valid percentage, so nodata is 255 like the class band's
+CONFIDENCE_NODATA = 255
 
 
 #: name fragments that mean one of the land-use colours (checked in this order)
@@ -64,11 +67,11 @@ class ClassMapWriter:
             warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
             self.dst = rasterio.open(path, "w", **profile)
         self.dst.write_colormap(1, class_colours(classes))
-        self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA),
+        self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA), **{MAP_TAG: MAP_FORMAT},
                              **{f"class_{i}": name for i, name in enumerate(classes)})
         self.dst.set_band_description(1, "land-use class")
         if confidence:
-            self.dst.set_band_description(2, "confidence of the winning class, percent")
+            self.dst.set_band_description(2, f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)")
         self.counts = np.zeros(len(classes), np.int64)
 
     def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None) -> None:

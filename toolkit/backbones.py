@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 
-from .errors import LutError
+from .errors import EXIT_HUB_UNREACHABLE, LutError
 
 #: name -> (hidden size, attention heads); all are 12 layers deep with patch 16.
 RANDOM_INIT_SIZES: dict[str, tuple[int, int]] = {"vit-tiny": (192, 3), "vit-small": (384, 6), "vit-base": (768, 12)}
@@ -83,8 +87,56 @@ def _with_image_size(model, image_size: int):
 
 
 def is_local_spec(spec: str) -> bool:
-    """A path (existing, or spelled like one) rather than a hub id."""
-    return Path(spec).exists() or spec.startswith((".", "/", "~", "models/"))
+    """A path (existing, or spelled like one: ./x, /x, ~/x, x/, a/b/c, or under an existing folder) rather
+    than a hub id (org/name)."""
+    if Path(spec).exists() or spec.startswith((".", "/", "~", "models/")) or spec.endswith(("/", "\\")):
+        return True
+    return spec.count("/") > 1 or (spec.count("/") == 1 and Path(spec.split("/")[0]).is_dir())
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub can be reached: offline settings, else one TCP connect (2 s at most), so
+    an offline machine fails in seconds instead of after transformers' retries."""
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def in_hub_cache(spec: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an unusual cache layout is simply not a cache hit
+        return False
+
+
+def require_safetensors(path: Path) -> None:
+    """lut loads local weights from safetensors only: a pickled pytorch_model.bin is refused, never opened."""
+    if not (Path(path) / "model.safetensors").is_file():
+        pickled = [p.name for p in Path(path).glob("*.bin")] + [p.name for p in Path(path).glob("*.pt*")]
+        found = f" (it has {', '.join(sorted(pickled))}, which lut never unpickles)" if pickled else ""
+        raise LutError(f"{path} has no model.safetensors{found}; convert the checkpoint to safetensors "
+                       "(save_pretrained(..., safe_serialization=True))")
+
+
+def check_hub_backbone(spec: str) -> None:
+    """Fail at once, in one line, for a hub id that cannot be had: offline and not cached."""
+    if in_hub_cache(spec) or hub_reachable():
+        return
+    if spec == DEFAULT_BACKBONE:
+        raise LutError(f"cannot reach the Hugging Face hub for {spec!r} (offline?): pass a local checkpoint "
+                       "directory (--backbone DIR, e.g. from lut pretrain) or a random init "
+                       "(--backbone vit-tiny|vit-small|vit-base)", exit_code=EXIT_HUB_UNREACHABLE)
+    raise LutError(f"backbone directory {spec} does not exist (and the Hugging Face hub is unreachable, so it "
+                   "cannot be fetched as a hub id either): pass an existing checkpoint directory or vit-tiny|"
+                   "vit-small|vit-base")
 
 
 def is_hub_id(spec: str) -> bool:
@@ -110,8 +162,10 @@ def load_classifier(spec: str, classes: list[str], image_size: int | None = None
     local = is_local_spec(spec)
     if local:
         path = Path(spec).expanduser()
-        if not path.is_dir():
+        if not path.exists():
             raise LutError(f"backbone directory {spec} does not exist")
+        if not path.is_dir():
+            raise LutError(f"backbone {spec} is a file; pass the checkpoint directory that holds config.json")
         if not (path / "config.json").is_file():
             raise LutError(f"{spec} is not a checkpoint directory (no config.json)")
         try:
@@ -120,21 +174,27 @@ def load_classifier(spec: str, classes: list[str], image_size: int | None = None
             raise LutError(f"{spec}/config.json is not valid JSON: {exc}") from None
         if cfg.get("model_type") != "vit":
             raise LutError(f"{spec} holds a {cfg.get('model_type')!r} model; lut fine-tunes ViT backbones")
+        require_safetensors(path)
     elif not is_hub_id(spec):
         raise LutError(unknown_backbone_message(spec))
+    else:
+        check_hub_backbone(spec)
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the replaced head is expected; say it once ourselves
     try:
         config = AutoConfig.from_pretrained(spec, **head)
-        model = ViTForImageClassification.from_pretrained(spec, config=config, ignore_mismatched_sizes=True)
+        # safetensors only for local checkpoints (lut writes nothing else); a hub/.bin checkpoint is read by
+        # transformers with torch.load(weights_only=True), never a full unpickle; no remote code is ever run
+        model = ViTForImageClassification.from_pretrained(spec, config=config, ignore_mismatched_sizes=True,
+                                                          use_safetensors=True if local else None)
     except OSError as exc:
         if local:
             raise LutError(f"cannot load the checkpoint in {spec}: {str(exc).splitlines()[0]}") from None
         raise LutError(
             f"cannot reach the Hugging Face hub for {spec!r} (offline?): pass a local checkpoint directory "
             f"(--backbone DIR, e.g. from lut pretrain) or a random init (--backbone vit-tiny|vit-small|vit-base)",
-            exit_code=2,
+            exit_code=EXIT_HUB_UNREACHABLE,
         ) from None
     except Exception as exc:
         raise LutError(f"cannot load backbone {spec}: {str(exc).splitlines()[0]}") from None

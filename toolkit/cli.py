@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from .errors import LutError
+from .errors import (EXIT_BAD_INPUT, EXIT_HUB_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
+                     Interrupted, LutError)
 
 
 class LutGroup(click.Group):
-    """Turns library errors into one line and an exit code; LUT_DEBUG=1 shows the traceback instead."""
+    """One form for every failure: a single `error: ...` line and a documented exit code (see EXIT_CODES).
+
+    Library errors, click's usage errors, Ctrl-C and SIGTERM all end here; LUT_DEBUG=1 shows tracebacks
+    of unexpected errors instead."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with warnings.catch_warnings(), _sigterm_raises():
+            _one_line_warnings()
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:  # bare `lut`: the help, as usual
+                click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+                code = 0
+            except click.ClickException as exc:
+                hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+                self._fail(f"{exc.format_message()}{hint}", exc.exit_code)
+            except click.exceptions.Abort:
+                self._fail("interrupted; nothing was written", EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -21,28 +43,67 @@ class LutGroup(click.Group):
             raise
         except LutError as exc:
             self._fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            self._fail("interrupted; nothing was written", 130)
+        except KeyboardInterrupt as exc:
+            self._fail(str(exc) or "interrupted; nothing was written", getattr(exc, "exit_code", EXIT_INTERRUPTED))
         except MemoryError:
-            self._fail("out of memory: try a smaller --batch-size", 1)
+            self._fail("out of memory: try a smaller --batch-size", EXIT_BAD_INPUT)
         except OSError as exc:
-            self._fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", 1)
+            self._fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
             if os.environ.get("LUT_DEBUG"):
                 raise
-            self._fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                       "(LUT_DEBUG=1 shows the traceback)", 1)
+            first = str(exc).splitlines()[0] if str(exc) else "no details"
+            self._fail(f"lut failed unexpectedly: {first} (LUT_DEBUG=1 shows the traceback)", EXIT_BAD_INPUT)
 
     @staticmethod
     def _fail(message: str, code: int) -> None:
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {' '.join(message.split())}", err=True)
         sys.exit(code)
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM (timeout, systemd, docker stop) ends a command like Ctrl-C: temporaries removed, exit 143."""
+    def handler(signum, frame):
+        raise Interrupted("terminated; nothing was written", EXIT_TERMINATED)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warnings() -> None:
+    """Library warnings become lut's one-line `warning:`; deprecation notes meant for developers are hidden."""
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*NotGeoreferencedWarning.*")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        click.echo(f"warning: {text}", err=True)
+
+    warnings.showwarning = show
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only on a terminal: never written into a redirected log."""
+    return not quiet and sys.stderr.isatty()
 
 
 @click.group(cls=LutGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lut")
 def lut() -> None:
-    """lut, the land-use toolkit: fine-tune, pretrain, export and map scenes."""
+    """lut, the land-use toolkit: fine-tune, pretrain, export and map scenes.
+
+    \b
+    Exit codes: 0 success, 1 bad input or failed run, 2 usage error,
+    3 Hugging Face hub unreachable, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
 
 
 def data_options(f):
@@ -53,7 +114,8 @@ def data_options(f):
         click.option("--synthetic-images", default=8000, show_default=True, type=click.IntRange(12),
                      help="Number of synthetic images."),
         click.option("--bands", default=None, help="1-based bands of GeoTIFF chips, e.g. 3,2,1 (default 1,2,3)."),
-        click.option("--image-size", default=None, type=int, help="Input size in pixels (default: the backbone's)."),
+        click.option("--image-size", default=None, type=click.IntRange(1),
+                     help="Input size in pixels (default: the backbone's)."),
         click.option("--epochs", default=15, show_default=True, type=click.IntRange(1)),
         click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1)),
         click.option("--seed", default=0, show_default=True, type=int),
@@ -71,7 +133,7 @@ def train_config(epochs: int, batch_size: int, seed: int, device: str, workers: 
     from .training import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_workers=workers,
-                       cache_features=not no_cache, progress=not quiet)
+                       cache_features=not no_cache, progress=show_progress(quiet))
 
 
 @lut.command()
@@ -86,10 +148,17 @@ def train_config(epochs: int, batch_size: int, seed: int, device: str, workers: 
 @click.option("--unfreeze-every", default=3, show_default=True, type=click.IntRange(1),
               help="progressive: epochs between unfreezing blocks.")
 @click.option("--layer-decay", default=0.75, show_default=True, type=float, help="llrd: per-layer LR decay.")
+@click.option("--gsd", default=None, type=float,
+              help="Ground resolution of photo chips in metres per pixel (GeoTIFF chips carry theirs); recorded so "
+                   "classify reads windows of the same ground footprint.")
+@click.option("--reflectance-offset", default=None, type=float,
+              help="Added to 16-bit reflectance before /10000, e.g. -1000 for Sentinel-2 L2A baseline >= 04.00 "
+                   "(default: BOA_ADD_OFFSET from the chips' metadata, else 0).")
 @click.option("-o", "--output", default=None, type=click.Path(path_type=Path), help="Bundle dir (default models/<strategy>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing lut bundle (never anything else).")
 def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, device, workers,
-             no_cache, quiet, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, output, overwrite):
+             no_cache, quiet, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
+             output, overwrite):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
     from .radiometry import parse_bands
@@ -100,7 +169,7 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         backbone=backbone,
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
         train=train_config(epochs, batch_size, seed, device, workers, no_cache, quiet),
-        train_labels=train_labels, output=output, overwrite=overwrite,
+        train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
     click.echo(format_metrics(outcome.metrics))
@@ -138,31 +207,43 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "int8", "fp16"]),
               help="auto: FP16 on a GPU, INT8 on a CPU when exported, else fp32.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--stride", default=None, type=click.IntRange(1), help="Window step (default: the patch size).")
+@click.option("--stride", default=None, type=click.IntRange(1),
+              help="Window step in scene pixels (default: the window size, i.e. no overlap).")
 @click.option("--bands", default=None, help="1-based bands, e.g. 3,2,1 (default: the bundle's, else 1,2,3).")
 @click.option("--scale", default="auto", show_default=True,
-              type=click.Choice(["auto", "bundle", "uint8", "reflectance", "percentile"]),
-              help="auto: the bundle's rule when the pixel type matches, else /255 (uint8) or a percentile stretch.")
-@click.option("--nodata", default=None, type=float, help="Nodata value (default: the file's nodata or mask).")
+              type=click.Choice(["auto", "bundle", "uint8", "reflectance", "fraction", "percentile"]),
+              help="auto: the scene's encoding from its pixel type and values (see README), scaled by the bundle's "
+                   "rule when both are the same quantity; reflectance: values x 10000; fraction: reflectance 0..1.")
+@click.option("--reflectance-offset", default=None, type=float,
+              help="Added to 16-bit reflectance before /10000, e.g. -1000 (default: BOA_ADD_OFFSET metadata, else 0).")
+@click.option("--nodata", default=None, type=float,
+              help="Nodata value (default: the file's); NaN, inf and masked pixels are always invalid.")
+@click.option("--min-valid", default=0.25, show_default=True, type=click.FloatRange(0, 1),
+              help="Windows with a smaller fraction of valid pixels are written as nodata.")
+@click.option("--gsd", default=None, type=float, help="The scene's metres per pixel (default: from its CRS).")
+@click.option("--no-resample", is_flag=True,
+              help="Read windows at the model's input size, whatever the scene's and the training chips' resolution.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--confidence", is_flag=True, help="Add a band with the winning probability (0-100).")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
 @click.option("--preview", default=None, type=click.Path(path_type=Path), help="Also write a PNG quick-look.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True, help="Replace a map (with its summary and preview) that lut wrote.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def classify(scene, output, model, precision, device, stride, bands, scale, nodata, batch_size, confidence, cog,
-             preview, overwrite, quiet):
+def classify(scene, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
+             no_resample, batch_size, confidence, cog, preview, overwrite, quiet):
     """Classify a GeoTIFF SCENE into a georeferenced land-use map."""
     from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
     from .radiometry import parse_bands
 
     result = classify_scene(ClassifyConfig(
         scene=scene, output=output, model=model, precision=precision, device=device, stride=stride,
-        bands=parse_bands(bands), scale=scale, nodata=nodata, batch_size=batch_size, confidence=confidence,
-        cog=cog, preview=preview, overwrite=overwrite, progress=not quiet))
+        bands=parse_bands(bands), scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
+        min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
+        cog=cog, preview=preview, overwrite=overwrite, progress=show_progress(quiet)))
     click.echo(format_summary(result.summary))
-    click.echo(f"{result.patches} patches ({result.skipped} all-nodata skipped) in {result.seconds:.1f} s, "
-               f"{result.patches_per_second:.1f} patches/s, {result.precision} on {result.device}")
+    click.echo(f"{result.patches} patches ({result.skipped} all-nodata and {result.low_valid} below --min-valid "
+               f"skipped) in {result.seconds:.1f} s, {result.patches_per_second:.1f} patches/s, {result.precision} on "
+               f"{result.device} ({result.why})")
     click.echo(f"map: {result.output}\nsummary: {result.summary_path}" + (f"\npreview: {preview}" if preview else ""))
 
 
@@ -179,7 +260,7 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
     from .demo import DemoConfig, run_demo
 
     result = run_demo(DemoConfig(output=output, images=images, epochs=epochs, scene_size=scene_size, seed=seed,
-                                 overwrite=overwrite, progress=not quiet), say=click.echo)
+                                 overwrite=overwrite, progress=show_progress(quiet)), say=click.echo)
     click.echo(f"map accuracy against the scene's ground truth: {result.map_accuracy:.3f} "
                f"(patch test accuracy {result.test_accuracy:.3f})")
     for name, path in (("bundle", result.bundle), ("onnx", result.onnx_dir), ("scene", result.scene),
@@ -196,7 +277,7 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
               help="vit-tiny|vit-small|vit-base (random init) or a local ViT checkpoint to keep pretraining.")
 @click.option("-o", "--output", default=None, type=click.Path(path_type=Path),
               help="Checkpoint dir (default models/dino-<backbone>).")
-@click.option("--image-size", default=224, show_default=True, type=int, help="Global crop size.")
+@click.option("--image-size", default=224, show_default=True, type=click.IntRange(1), help="Global crop size.")
 @click.option("--local-size", default=None, type=int, help="Local crop size (default 96/224 of the global).")
 @click.option("--local-views", default=6, show_default=True, type=click.IntRange(0))
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
@@ -248,7 +329,7 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
         out_dim=out_dim, head_hidden=head_hidden, bottleneck=bottleneck,
         windows_per_scene=windows_per_scene, bands=parse_bands(bands), seed=seed, split_guard=not all_images,
         monitor=monitor, resume=resume, overwrite=overwrite, device=device, precision=precision, workers=workers,
-        progress=not quiet))
+        progress=show_progress(quiet)))
     last = result.history[-1] if result.history else {}
     knn = f", k-NN accuracy {last['knn_accuracy']:.3f}" if "knn_accuracy" in last else ""
     click.echo(f"pretrained {len(result.history)} epochs in {result.seconds:.0f} s, final loss "

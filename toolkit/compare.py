@@ -10,7 +10,9 @@ from pathlib import Path
 
 from .atomic import write_text_atomic
 from .backbones import RANDOM_INIT_SIZES, is_hub_id
+from .bundle import BUNDLE_FILE, Bundle
 from .errors import LutError
+from .ownership import COMPARE_FORMAT, check_not_input, is_compare_directory
 from .finetune import FinetuneConfig, run_finetune
 from .strategies import STRATEGIES, StrategyConfig
 from .training import TrainConfig
@@ -94,6 +96,7 @@ def fingerprint(cfg: CompareConfig) -> dict:
               "bands": cfg.bands, "image_size": cfg.image_size,
               "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers", "device")}}
     shared["id"] = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
+    shared["format"] = COMPARE_FORMAT
     return shared
 
 
@@ -101,10 +104,9 @@ def guard_warnings(cfg: CompareConfig) -> list[str]:
     """A pretrained backbone that saw this data's val/test images would flatter itself; say so."""
     notes = []
     for spec in cfg.backbones:
-        info_path = Path(spec) / "lut.json"
-        if not info_path.is_file() or cfg.data == "synthetic":
+        if not (Path(spec) / BUNDLE_FILE).is_file() or cfg.data == "synthetic":
             continue
-        info = json.loads(info_path.read_text())
+        info = Bundle.load(Path(spec), ("backbone", "model")).pretrain
         data = str(Path(cfg.data).resolve())
         for source in info.get("sources", []):
             if source.get("kind") == "folder" and source.get("path") == data:
@@ -125,6 +127,27 @@ def run_cell(cfg: CompareConfig, cell: Cell) -> dict:
     return metrics
 
 
+def check_results_dir(out: Path, shared: dict, inputs: list) -> None:
+    """A new folder, a finished or partial run of the same options (resumed), or a run that finished no
+    cell yet (a failed start does not lock the folder against the corrected rerun); never someone's folder."""
+    check_not_input(out, inputs, "results directory")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise LutError(f"results directory {out} is a file; pass another -o")
+    stamp = out / "compare.json"
+    if not stamp.is_file():
+        if any(out.iterdir()):
+            raise LutError(f"{out} exists and is not a lut compare results directory; pass another -o")
+        return
+    if not is_compare_directory(out):
+        raise LutError(f"{out} is not a lut compare results directory; pass another -o")
+    previous = json.loads(stamp.read_text())
+    started = any((out / "cells").glob("*.json")) if (out / "cells").is_dir() else False
+    if previous.get("id") != shared["id"] and started:
+        raise LutError(f"{out} holds a compare run with other data/training options; pass another -o")
+
+
 def run_compare(cfg: CompareConfig, say=print) -> dict:
     """Run (or resume) the grid and write results.md/.csv/.json and the data-efficiency PNG."""
     from .compare_report import write_results
@@ -134,10 +157,8 @@ def run_compare(cfg: CompareConfig, say=print) -> dict:
     cells_dir = out / "cells"
     stamp = out / "compare.json"
     shared = fingerprint(cfg)
-    if stamp.is_file():
-        previous = json.loads(stamp.read_text())
-        if previous.get("id") != shared["id"]:
-            raise LutError(f"{out} holds a compare run with other data/training options; pass another -o")
+    check_results_dir(out, shared, [cfg.data if cfg.data != "synthetic" else None,
+                                    *[b for b in cfg.backbones if Path(b).exists()]])
     cells_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(stamp, json.dumps(shared, indent=2))
     for note in guard_warnings(cfg):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from .bundle import ChipInfo
 from .errors import LutError
 from .imagefolder import ImageFolderSource
 from .radiometry import BandRule
@@ -28,15 +29,28 @@ class LabelledSource(Protocol):
 
 
 def open_source(
-    data: str, image_size: int, bands: tuple[int, ...] | None = None, synthetic_images: int = 8000, seed: int = 0
+    data: str, image_size: int, bands: tuple[int, ...] | None = None, synthetic_images: int = 8000, seed: int = 0,
+    offset_dn: float | None = None, verify: bool = True,
 ) -> LabelledSource:
     """'synthetic' for the embedded generator, else a labelled image folder."""
     if data == "synthetic":
+        if bands is not None:
+            raise LutError("--bands applies to GeoTIFF chips; the synthetic data is RGB: drop --bands")
         try:
             return SyntheticSource(synthetic_images, image_size, seed)
         except ValueError as exc:
             raise LutError(str(exc)) from None
-    return ImageFolderSource(Path(data), image_size, bands)
+    return ImageFolderSource(Path(data), image_size, bands, verify=verify, offset_dn=offset_dn)
+
+
+def chip_info(source, gsd: float | None) -> ChipInfo:
+    """The chips' native side and ground resolution, for classify to read windows of the same footprint."""
+    if isinstance(source, SyntheticSource):
+        return ChipInfo(source.chip_size_px, gsd or source.gsd_m, "--gsd" if gsd else "synthetic")
+    found = source.survey.gsd_m
+    if gsd is not None:
+        return ChipInfo(source.survey.size_px, gsd, "--gsd")
+    return ChipInfo(source.survey.size_px, found, "geotiff" if found else "unknown")
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,8 @@ def stratified_split(labels: np.ndarray, seed: int, val: float = 0.2, test: floa
     idx = np.arange(len(labels))
     counts = np.bincount(labels)
     if counts.min() < 3:
-        raise LutError("every class needs at least 3 images for a train/val/test split")
+        few = ", ".join(str(i) for i in np.flatnonzero(counts < 3))
+        raise LutError(f"every class needs at least 3 images for a train/val/test split (too few: class {few})")
     try:
         rest, test_idx = train_test_split(idx, test_size=test, stratify=labels, random_state=seed)
         train_idx, val_idx = train_test_split(
@@ -114,3 +129,24 @@ class PatchDataset(torch.utils.data.Dataset):
             k = int(np.random.default_rng([self.seed, self.epoch, index]).integers(8))
             image = dihedral(image, k)
         return (image - self.mean) / self.std, int(self.source.labels[index])
+
+
+def stratified_sample(indices: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to n of `indices`, seeded and spread over every class present: classes take turns, so each gets
+    n / K (or all it has). Quality gates measured on it cover every class, never the first one alone."""
+    rng = np.random.default_rng([seed, 271828])
+    indices = np.asarray(indices)
+    per_class = [rng.permutation(indices[labels[indices] == k]) for k in np.unique(labels[indices])]
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < min(n, len(indices)):
+        for members in per_class:
+            if depth < len(members) and len(picked) < n:
+                picked.append(int(members[depth]))
+        depth += 1
+    return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def class_counts(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=len(classes))
+    return {name: int(c) for name, c in zip(classes, counts)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -23,12 +22,14 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import atomic_directory, refuse_existing
-from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, vit_config
-from .errors import LutError
-from .store import BUNDLE_FILE, DEFAULT_STORE
-from .training import resolve_device
-from .unlabelled import Item, Pool, build_pool, epoch_items, load_item
+from .atomic import atomic_directory, atomic_file
+from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, require_safetensors, vit_config
+from .errors import Interrupted, LutError
+from .bundle import Bundle
+from .ownership import check_not_input, check_output_dir
+from .store import DEFAULT_STORE
+from .training import check_finite, resolve_device
+from .unlabelled import Item, Pool, SourceSpec, build_pool, epoch_items, load_item
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -95,10 +96,11 @@ def build_backbone(cfg: PretrainConfig):
                        f"directory, got {cfg.backbone!r}")
     from transformers.utils import logging as hf_logging
 
+    require_safetensors(path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # a pooler left unused is expected
     try:
-        model = ViTModel.from_pretrained(path, add_pooling_layer=False)
+        model = ViTModel.from_pretrained(path, add_pooling_layer=False, use_safetensors=True)
     except OSError as exc:
         raise LutError(f"cannot load the checkpoint in {path}: {str(exc).splitlines()[0]}") from None
     finally:
@@ -185,9 +187,22 @@ def teacher_temperature(cfg: PretrainConfig, epoch: int) -> float:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Tensors, numbers, strings, lists and dicts only, so `load_checkpoint` reads it without pickle."""
+    with atomic_file(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """weights_only=True: torch's restricted loader, which refuses any pickled object that could run code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LutError(f"cannot read checkpoint {path}: it is damaged or holds more than tensors ({first[:120]}); "
+                       "pass --overwrite to restart the run") from None
+    if not isinstance(state, dict) or "architecture" not in state:
+        raise LutError(f"{path} is not a lut pretraining checkpoint; pass --overwrite to restart the run")
+    return state
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -216,35 +231,61 @@ class PretrainResult:
     seconds: float
 
 
-def pretrain(cfg: PretrainConfig) -> PretrainResult:
-    """Run DINO and write a ViT checkpoint directory that `lut finetune --backbone DIR` loads."""
-    from lightly.loss import DINOLoss
-    from lightly.models.modules import DINOProjectionHead
-    from lightly.models.utils import deactivate_requires_grad, update_momentum
-    from lightly.utils.scheduler import cosine_schedule
+@dataclass
+class DinoState:
+    """What one DINO run trains and what a checkpoint restores."""
 
+    student: DinoNetwork
+    teacher: DinoNetwork
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    arch: dict
+    epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def checkpoint(self) -> dict:
+        return {"architecture": self.arch, "epoch": self.epoch, "step": self.step, "history": self.history,
+                "student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "criterion": self.criterion.state_dict()}
+
+    def restore(self, path: Path, device: torch.device) -> None:
+        state = load_checkpoint(path, device)
+        if state.get("architecture") != self.arch:
+            raise LutError(f"{path} was written for another architecture ({state.get('architecture')}); "
+                           "pass the same --backbone/--image-size/head sizes or --overwrite to restart")
+        self.student.load_state_dict(state["student"])
+        self.teacher.load_state_dict(state["teacher"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.criterion.load_state_dict(state["criterion"])
+        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+
+
+def output_paths(cfg: PretrainConfig) -> tuple[Path, Path]:
+    """The backbone directory and its checkpoint directory; both checked before any work."""
     if cfg.method != "dino":
         raise LutError(f"unknown --method {cfg.method!r}; lut pretrains with dino")
     name = Path(cfg.backbone).name if Path(cfg.backbone).exists() else cfg.backbone
     target = Path(cfg.output) if cfg.output else Path(cfg.store) / f"dino-{name}"
-    refuse_existing(target, cfg.overwrite)
+    inputs = [SourceSpec.parse(s).path for s in cfg.sources] + [cfg.monitor]
+    if Path(cfg.backbone).exists():
+        inputs.append(Path(cfg.backbone))
+    check_output_dir(target, cfg.overwrite, ("backbone",), inputs, "output")
     work = target.with_name(target.name + ".ckpt")
+    check_not_input(work, inputs, "checkpoint directory")
     if (work / CHECKPOINT).is_file() and not cfg.resume and not cfg.overwrite:
         raise LutError(f"{work} holds an unfinished run; pass --resume to continue it or --overwrite to restart")
+    if work.exists() and not (work / CHECKPOINT).is_file() and any(work.iterdir()):
+        raise LutError(f"{work} exists and is not lut's checkpoint directory; move it away")
+    return target, work
 
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    bf16 = use_bfloat16(cfg.precision, device)
-    backbone, processor = build_backbone(cfg)
+
+def build_state(cfg: PretrainConfig, backbone, device: torch.device) -> DinoState:
+    from lightly.loss import DINOLoss
+    from lightly.models.modules import DINOProjectionHead
+    from lightly.models.utils import deactivate_requires_grad
+
     c = backbone.config
-    mean, std = list(processor.image_mean), list(processor.image_std)
-    local_size = local_crop_size(cfg, c.patch_size)
-    pool = build_pool(cfg.sources, cfg.image_size, cfg.bands, cfg.seed, cfg.split_guard)
-    monitor = None
-    if cfg.monitor is not None:
-        from .knn import KnnMonitor
-
-        monitor = KnnMonitor(cfg.monitor, cfg.image_size, mean, std, cfg.seed, cfg.monitor_images)
 
     def new_head() -> nn.Module:
         with warnings.catch_warnings():
@@ -259,29 +300,94 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     deactivate_requires_grad(teacher)
     criterion = DINOLoss(output_dim=cfg.out_dim, teacher_temp=cfg.teacher_temp).to(device)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    arch = cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size)
-    start_epoch, step, history = 0, 0, []
-    if cfg.resume and (work / CHECKPOINT).is_file():
-        try:
-            state = torch.load(work / CHECKPOINT, map_location=device, weights_only=False)
-        except Exception as exc:  # noqa: BLE001
-            raise LutError(f"cannot read checkpoint {work / CHECKPOINT}: {str(exc).splitlines()[0]}") from None
-        if state.get("architecture") != arch:
-            raise LutError(f"{work / CHECKPOINT} was written for another architecture ({state.get('architecture')}); "
-                           "pass the same --backbone/--image-size/head sizes or --overwrite to restart")
-        student.load_state_dict(state["student"])
-        teacher.load_state_dict(state["teacher"])
-        optimizer.load_state_dict(state["optimizer"])
-        criterion.load_state_dict(state["criterion"])
-        start_epoch, step, history = state["epoch"], state["step"], state["history"]
-    work.mkdir(parents=True, exist_ok=True)
+    return DinoState(student, teacher, criterion, optimizer, cfg.architecture(c.hidden_size, c.num_hidden_layers,
+                                                                              c.patch_size))
 
-    transform = make_transform(cfg, local_size, mean, std)
+
+def train_epoch(cfg: PretrainConfig, state: DinoState, loader, device: torch.device, bf16: bool,
+                steps_per_epoch: int) -> list[float]:
+    from lightly.models.utils import update_momentum
+    from lightly.utils.scheduler import cosine_schedule
+
+    epoch, total_steps = state.epoch, cfg.epochs * steps_per_epoch
+    temp = teacher_temperature(cfg, epoch)
+    state.student.train()
+    losses: list[float] = []
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress, unit="batch")
+    for views in bar:
+        views = [v.to(device) for v in views]
+        for group in state.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, state.step, steps_per_epoch)
+        momentum = cosine_schedule(state.step, total_steps, cfg.momentum, 1.0)
+        # networks under autocast, the loss (softmax, centring) in float32
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad():
+                teacher_out = state.teacher(views[:2])
+            student_out = state.student(views)
+        loss = state.criterion([t.float() for t in teacher_out], [o.float() for o in student_out], teacher_temp=temp)
+        check_finite(loss, epoch + 1)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(state.student.parameters(), cfg.grad_clip)
+        state.student.head.cancel_last_layer_gradients(current_epoch=epoch)
+        state.optimizer.step()
+        update_momentum(state.student, state.teacher, momentum)
+        state.step += 1
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    return losses
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Run DINO and write a ViT checkpoint directory that `lut finetune --backbone DIR` loads."""
+    target, work = output_paths(cfg)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    bf16 = use_bfloat16(cfg.precision, device)
+    backbone, processor = build_backbone(cfg)
+    mean, std = list(processor.image_mean), list(processor.image_std)
+    local_size = local_crop_size(cfg, backbone.config.patch_size)
+    pool = build_pool(cfg.sources, cfg.image_size, cfg.bands, cfg.seed, cfg.split_guard)
+    monitor = None
+    if cfg.monitor is not None:
+        from .knn import KnnMonitor
+
+        monitor = KnnMonitor(cfg.monitor, cfg.image_size, mean, std, cfg.seed, cfg.monitor_images)
+    state = build_state(cfg, backbone, device)
+    if cfg.resume and (work / CHECKPOINT).is_file():
+        state.restore(work / CHECKPOINT, device)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_epochs(cfg, state, pool, make_transform(cfg, local_size, mean, std), device, bf16, monitor, work)
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", 130)
+        done = f" of epoch {state.history[-1]['epoch']}" if state.history else ""
+        kept = (f"the checkpoint{done} in {work} was kept: rerun with --resume to continue"
+                if (work / CHECKPOINT).is_file() else "no epoch had finished, so nothing was kept")
+        raise Interrupted(f"{'terminated' if code == 143 else 'interrupted'}; {kept}", code) from None
+    history = state.history
+    with atomic_directory(target, cfg.overwrite) as tmp:
+        state.teacher.backbone.to("cpu").save_pretrained(tmp, safe_serialization=True)
+        processor.size = {"height": cfg.image_size, "width": cfg.image_size}
+        processor.save_pretrained(tmp)
+        Bundle(kind="backbone", image_size=cfg.image_size, backbone={"spec": cfg.backbone},
+               pretrain={"method": "dino", "precision": "bf16" if bf16 else "fp32", "local_size": local_size,
+                         "sources": pool.described, "split_guard": pool.guards,
+                         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                         "history": history}).save(tmp)
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
+
+
+def _run_epochs(cfg: PretrainConfig, state: DinoState, pool: Pool, transform, device: torch.device, bf16: bool,
+                monitor, work: Path) -> None:
     steps_per_epoch = None
     started = time.perf_counter()
-    seconds_before = history[-1]["elapsed_s"] if history else 0.0
-    epochs = tqdm(range(start_epoch, cfg.epochs), desc="dino", unit="epoch", disable=not cfg.progress,
-                  initial=start_epoch, total=cfg.epochs)
+    seconds_before = state.history[-1]["elapsed_s"] if state.history else 0.0
+    epochs = tqdm(range(state.epoch, cfg.epochs), desc="dino", unit="epoch", disable=not cfg.progress,
+                  initial=state.epoch, total=cfg.epochs)
     for epoch in epochs:
         items = epoch_items(pool, cfg.windows_per_scene, cfg.image_size, cfg.seed, epoch)
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
@@ -290,59 +396,17 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
             drop_last=len(items) > cfg.batch_size, collate_fn=collate_views, num_workers=cfg.workers,
             generator=generator, worker_init_fn=lambda w: torch.manual_seed(cfg.seed * 1000 + epoch * 10 + w))
         steps_per_epoch = steps_per_epoch or len(loader)
-        total_steps = cfg.epochs * steps_per_epoch
-        temp = teacher_temperature(cfg, epoch)
-        student.train()
-        losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress,
-                   unit="batch")
-        for views in bar:
-            views = [v.to(device) for v in views]
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, step, steps_per_epoch)
-            momentum = cosine_schedule(step, total_steps, cfg.momentum, 1.0)
-            # networks under autocast, the loss (softmax, centring) in float32
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                with torch.no_grad():
-                    teacher_out = teacher(views[:2])
-                student_out = student(views)
-            loss = criterion([t.float() for t in teacher_out], [o.float() for o in student_out], teacher_temp=temp)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-            student.head.cancel_last_layer_gradients(current_epoch=epoch)
-            optimizer.step()
-            update_momentum(student, teacher, momentum)
-            step += 1
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        state.epoch = epoch
+        losses = train_epoch(cfg, state, loader, device, bf16, steps_per_epoch)
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "teacher_temp": temp, "images": len(items),
+                  "teacher_temp": teacher_temperature(cfg, epoch), "images": len(items),
                   "elapsed_s": seconds_before + time.perf_counter() - started}
         if monitor is not None:
-            record["knn_accuracy"] = monitor.accuracy(teacher.backbone, device)
-        history.append(record)
+            record["knn_accuracy"] = monitor.accuracy(state.teacher.backbone, device)
+        state.history.append(record)
+        state.epoch = epoch + 1
         epochs.set_postfix(loss=f"{record['loss']:.3f}",
                            **({"knn": f"{record['knn_accuracy']:.3f}"} if "knn_accuracy" in record else {}))
         if not cfg.progress:
             print(json.dumps(record), flush=True)
-        _save_checkpoint(work / CHECKPOINT, {
-            "architecture": arch, "epoch": epoch + 1, "step": step, "history": history,
-            "student": student.state_dict(), "teacher": teacher.state_dict(),
-            "optimizer": optimizer.state_dict(), "criterion": criterion.state_dict(),
-        })
-
-    with atomic_directory(target, cfg.overwrite) as tmp:
-        teacher.backbone.to("cpu").save_pretrained(tmp)
-        processor.size = {"height": cfg.image_size, "width": cfg.image_size}
-        processor.save_pretrained(tmp)
-        info = {"format": "lut-backbone/1", "method": "dino", "precision": "bf16" if bf16 else "fp32",
-                "backbone": cfg.backbone, "image_size": cfg.image_size, "local_size": local_size,
-                "sources": pool.described, "split_guard": pool.guards,
-                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-                "history": history}
-        (tmp / BUNDLE_FILE).write_text(json.dumps(info, indent=2))
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
-    return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
+        _save_checkpoint(work / CHECKPOINT, state.checkpoint())

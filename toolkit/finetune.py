@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_directory, refuse_existing
-from .backbones import DEFAULT_BACKBONE, load_classifier
-from .datasets import LabelledSource, PatchDataset, Splits, limit_train_labels, open_source, stratified_split
+from .atomic import atomic_directory
+from .backbones import DEFAULT_BACKBONE, is_local_spec, load_classifier
+from .bundle import Bundle
+from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_train_labels, open_source, stratified_split
+from .errors import LutError
 from .evaluation import classification_metrics
+from .ownership import check_output_dir
 from .report import format_metrics, markdown_report, plot_confusion
-from .store import BUNDLE_FILE, DEFAULT_STORE, set_latest
+from .store import DEFAULT_STORE, set_latest
 from .strategies import StrategyConfig, make_plan
 from .training import TrainConfig, Trainer
 
@@ -30,9 +33,17 @@ class FinetuneConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     train_labels: int | None = None
+    gsd: float | None = None  # metres per pixel of photo chips (GeoTIFF chips carry their own)
+    reflectance_offset: float | None = None  # e.g. -1000 for Sentinel-2 L2A baseline >= 04.00 without metadata
     output: Path | None = None
     overwrite: bool = False
     store: Path = DEFAULT_STORE
+
+    def check(self) -> None:
+        if self.image_size is not None and self.image_size <= 0:
+            raise LutError(f"--image-size must be a positive multiple of the patch size, got {self.image_size}")
+        if self.gsd is not None and not self.gsd > 0:
+            raise LutError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
 
 
 @dataclass
@@ -40,7 +51,7 @@ class FinetuneOutcome:
     model: torch.nn.Module
     processor: object
     metrics: dict
-    info: dict
+    bundle: Bundle
 
 
 def library_versions() -> dict:
@@ -52,7 +63,8 @@ def library_versions() -> dict:
 
 
 def prepare_data(cfg: FinetuneConfig, image_size: int) -> tuple[LabelledSource, Splits]:
-    source = open_source(cfg.data, image_size, cfg.bands, cfg.synthetic_images, cfg.train.seed)
+    source = open_source(cfg.data, image_size, cfg.bands, cfg.synthetic_images, cfg.train.seed,
+                         cfg.reflectance_offset)
     splits = stratified_split(source.labels, cfg.train.seed)
     return source, limit_train_labels(splits, source.labels, cfg.train_labels, cfg.train.seed)
 
@@ -102,39 +114,42 @@ def run_finetune(cfg: FinetuneConfig) -> FinetuneOutcome:
         train_labels=int(len(splits.train)),
     )
     model.to("cpu")
-    info = {
-        "format": "lut-bundle/1",
-        "classes": classes,
-        "strategy": asdict(cfg.strategy),
-        "backbone": asdict(backbone),
-        "image_size": image_size,
-        "band_rule": source.rule.to_dict(),
-        "data": cfg.data,
-        "data_source": source.describe(),
-        "split": {"seed": seed, "fractions": [0.6, 0.2, 0.2], "train": int(len(splits.train)),
-                  "val": int(len(splits.val)), "test": int(len(splits.test)), "train_labels": cfg.train_labels},
-        "training": asdict(cfg.train),
-        "versions": library_versions(),
-    }
-    return FinetuneOutcome(model, processor, metrics, info)
+    bundle = Bundle(
+        kind="model", image_size=image_size, classes=classes, band_rule=source.rule, chip=chip_info(source, cfg.gsd),
+        backbone=asdict(backbone), strategy=asdict(cfg.strategy), data=cfg.data, data_source=source.describe(),
+        split={"seed": seed, "fractions": [0.6, 0.2, 0.2], "train": int(len(splits.train)),
+               "val": int(len(splits.val)), "test": int(len(splits.test)), "train_labels": cfg.train_labels},
+        training=asdict(cfg.train), versions=library_versions(),
+        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_f1")},
+    )
+    return FinetuneOutcome(model, processor, metrics, bundle)
 
 
 def write_bundle(outcome: FinetuneOutcome, target: Path, overwrite: bool) -> None:
     """Model, processor, lut.json, metrics.json, report.md and confusion.png, all or nothing."""
     with atomic_directory(target, overwrite) as tmp:
-        outcome.model.save_pretrained(tmp)
+        outcome.model.save_pretrained(tmp, safe_serialization=True)
         outcome.processor.save_pretrained(tmp)
-        outcome.info["metrics"] = {k: outcome.metrics[k] for k in ("accuracy", "macro_f1", "per_class_f1")}
-        (tmp / BUNDLE_FILE).write_text(json.dumps(outcome.info, indent=2))
+        outcome.bundle.save(tmp)
         (tmp / "metrics.json").write_text(json.dumps(outcome.metrics, indent=2))
-        (tmp / "report.md").write_text(markdown_report(outcome.metrics, outcome.info))
+        (tmp / "report.md").write_text(markdown_report(outcome.metrics, outcome.bundle))
         plot_confusion(outcome.metrics, tmp / "confusion.png")
+
+
+def finetune_inputs(cfg: FinetuneConfig) -> list[Path]:
+    """What finetune reads, which its output must never replace or hold."""
+    inputs = [] if cfg.data == "synthetic" else [Path(cfg.data)]
+    if is_local_spec(cfg.backbone):
+        inputs.append(Path(cfg.backbone))
+    return inputs
 
 
 def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
     """Run one strategy, write its bundle and point models/LATEST at it."""
     target = Path(cfg.output) if cfg.output is not None else Path(cfg.store) / cfg.strategy.name
-    refuse_existing(target, cfg.overwrite)  # fail before hours of training, not after
+    cfg.check()
+    # fail before hours of training, not after: a new path, or a lut bundle under --overwrite, never an input
+    check_output_dir(target, cfg.overwrite, ("model",), finetune_inputs(cfg), "output")
     outcome = run_finetune(cfg)
     write_bundle(outcome, target, cfg.overwrite)
     set_latest(target, cfg.store)

@@ -28,15 +28,19 @@ def format_metrics(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(metrics: dict, info: dict) -> str:
+def markdown_report(metrics: dict, bundle) -> str:
     classes = list(metrics["per_class_f1"])
+    split, chip = bundle.split, bundle.chip
+    ground = (f"{chip.size_px} px chips at {chip.gsd_m:g} m ({chip.source})" if chip and chip.gsd_m
+              else f"{chip.size_px if chip else '?'} px chips, ground resolution unknown")
     out = [
         f"# lut finetune: {metrics['strategy']}",
         "",
-        f"- backbone: `{info['backbone']['spec']}` ({info['backbone']['kind']})",
-        f"- data: `{info['data']}`, split seed {info['split']['seed']}, "
-        f"{info['split']['train']}/{info['split']['val']}/{info['split']['test']} train/val/test",
-        f"- image size: {info['image_size']} px",
+        f"- backbone: `{bundle.backbone['spec']}` ({bundle.backbone['kind']})",
+        f"- data: `{bundle.data}`, split seed {split['seed']}, "
+        f"{split['train']}/{split['val']}/{split['test']} train/val/test",
+        f"- image size: {bundle.image_size} px; {ground}",
+        f"- scaling: {bundle.band_rule.description if bundle.band_rule else '-'}",
         "",
         "| metric | value |",
         "|---|---|",

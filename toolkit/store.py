@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .bundle import BUNDLE_FILE
 from .errors import LutError
 
 DEFAULT_STORE = Path("models")
-BUNDLE_FILE = "lut.json"
 
 
 def latest_path(store: Path = DEFAULT_STORE) -> Path:
@@ -28,15 +27,10 @@ def resolve_bundle(model_dir: str | Path | None, store: Path = DEFAULT_STORE) ->
             raise LutError(f"no model given and {latest} does not exist: run lut finetune first or pass MODEL_DIR")
         model_dir = latest.read_text().strip()
     path = Path(model_dir)
-    if not path.is_dir():
+    if not path.exists():
         raise LutError(f"model directory {path} does not exist")
+    if not path.is_dir():
+        raise LutError(f"{path} is a file; pass the model bundle directory that holds lut.json")
     if not (path / BUNDLE_FILE).is_file():
         raise LutError(f"{path} is not a lut model bundle (no {BUNDLE_FILE})")
     return path
-
-
-def read_bundle_info(path: Path) -> dict:
-    try:
-        return json.loads((Path(path) / BUNDLE_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LutError(f"cannot read {Path(path) / BUNDLE_FILE}: {exc}") from None

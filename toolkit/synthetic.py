@@ -12,7 +12,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from .radiometry import BandRule
+from .radiometry import Encoding, default_rule
+
+SYNTHETIC_GSD_M = 10.0
 
 CLASSES: tuple[str, ...] = ("forest", "cropland", "urban", "water", "barren", "wetland")
 
@@ -151,7 +153,9 @@ class SyntheticSource:
         self.seed = seed
         order = np.random.default_rng([seed, 7919]).permutation(n_images)
         self.labels = (order % len(CLASSES)).astype(np.int64)
-        self.rule = BandRule((1, 2, 3), (0.0,) * 3, (255.0,) * 3, "uint8: value / 255")
+        self.rule = default_rule(Encoding("dn", 1 / 255, 0.0, "uint8: value / 255"), (1, 2, 3))
+        #: the generator paints classes at the demo scene's scale: 10 m pixels, one chip per window
+        self.chip_size_px, self.gsd_m = image_size, SYNTHETIC_GSD_M
 
     def __len__(self) -> int:
         return self.n_images

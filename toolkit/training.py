@@ -72,6 +72,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_finite(loss: torch.Tensor, epoch: int) -> None:
+    """Stop at once when the loss is NaN/inf: nothing after it would be a model."""
+    if not torch.isfinite(loss).item():
+        from .errors import LutError
+
+        raise LutError(f"the training loss became {loss.item()} in epoch {epoch}; nothing was written. Check the "
+                       "data for invalid pixels, or lower the learning rate")
+
+
 def count_params(modules: list[nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
@@ -231,6 +240,7 @@ class Trainer:
                 else:
                     logits = self.staged.forward(x, cut)
                 loss = self.loss_fn(logits, y)
+                check_finite(loss, epoch + 1)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self._trainable(), cfg.grad_clip)

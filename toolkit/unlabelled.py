@@ -15,8 +15,9 @@ from PIL import Image
 
 from .datasets import stratified_split
 from .errors import LutError
-from .imagefolder import PHOTO_SUFFIXES, find_images, load_image_file, resize_chw, scan_folder
-from .radiometry import BandRule, parse_bands
+from .imagefolder import PHOTO_SUFFIXES, find_images, load_image_file, scan_folder
+from .radiometry import BandRule, default_bands, parse_bands
+from .resample import resize_chw
 
 RASTER_SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
 MIN_VALID_FRACTION = 0.5
@@ -57,6 +58,7 @@ class Pool:
 
 
 def _band_count(path: Path, bands: tuple[int, ...] | None) -> int:
+    """How many bands lut will read: --bands, else the first three (a 1-band file is refused with a hint)."""
     if bands is not None:
         return len(bands)
     if path.suffix.lower() in PHOTO_SUFFIXES:
@@ -64,7 +66,7 @@ def _band_count(path: Path, bands: tuple[int, ...] | None) -> int:
     import rasterio
 
     with rasterio.open(path) as src:
-        return src.count
+        return len(default_bands(src.count, None, str(path)))
 
 
 def _native_size(path: Path) -> tuple[int, int]:
@@ -99,10 +101,12 @@ def _folder_files(spec: SourceSpec, seed: int, guard: bool, pool: Pool) -> None:
 
 
 def _scene(spec: SourceSpec, default: tuple[int, ...] | None, pool: Pool) -> None:
-    from lut.tiling.scene import choose_rule, open_raster, scene_bands
+    from lut.tiling.scene import choose_rule, decimated_sample, open_raster, scene_bands
 
     with open_raster(spec.path) as src:
         bands = scene_bands(src, spec.bands or default, None)
+        if decimated_sample(src, bands, None).size == 0:
+            raise LutError(f"{spec.path} holds no valid pixels (all nodata, NaN or masked): drop it from --data")
         rule = choose_rule(src, bands, "auto", None, None)
         pool.scenes.append(SceneSource(spec.path, bands, rule, src.width, src.height))
     pool.described.append({"kind": "scene", "path": str(spec.path.resolve()), "bands": list(bands),
@@ -134,7 +138,8 @@ def build_pool(sources: list[str], image_size: int, bands: tuple[int, ...] | Non
             import rasterio
 
             with rasterio.open(spec.path) as src:
-                counts[str(spec.path)] = len(spec.bands) if spec.bands else src.count
+                counts[str(spec.path)] = len(spec.bands) if spec.bands else len(default_bands(src.count, None,
+                                                                                                str(spec.path)))
                 if min(src.width, src.height) < image_size:
                     raise LutError(f"the crop size {image_size} px is larger than the scene {spec.path} "
                                    f"({src.width} x {src.height} px)")
@@ -160,16 +165,23 @@ class Item:
     y: int = 0
 
 
+def usable_window(data: np.ndarray, valid: np.ndarray) -> bool:
+    """Mostly valid pixels, and not blank: a window whose valid pixels are all one value teaches nothing."""
+    if valid.mean() < MIN_VALID_FRACTION:
+        return False
+    values = data[:, valid]
+    return bool(np.any(values.max(axis=1) > values.min(axis=1)))
+
+
 def epoch_items(pool: Pool, windows_per_scene: int, image_size: int, seed: int, epoch: int) -> list[Item]:
-    """The files plus fresh random scene windows with mostly valid pixels, drawn from (seed, epoch)."""
-    from lut.tiling.scene import open_raster
+    """The files plus fresh random scene windows with mostly valid, non-blank pixels, drawn from (seed, epoch)."""
+    from lut.tiling.scene import open_raster, read_window, valid_mask
     from rasterio.windows import Window
 
     items = [Item(path=f) for f in pool.files]
     for s, scene in enumerate(pool.scenes):
         rng = np.random.default_rng([seed, epoch, s])
         with open_raster(scene.path) as src:
-            masked = src.nodata is not None or any(f.name != "all_valid" for f in src.mask_flag_enums[0])
             drawn = 0
             for _ in range(windows_per_scene * 10):
                 if drawn == windows_per_scene:
@@ -177,26 +189,30 @@ def epoch_items(pool: Pool, windows_per_scene: int, image_size: int, seed: int, 
                 x = int(rng.integers(0, scene.width - image_size + 1))
                 y = int(rng.integers(0, scene.height - image_size + 1))
                 window = Window(x, y, image_size, image_size)
-                if masked:
-                    valid = np.any(src.read_masks(list(scene.bands), window=window) > 0, axis=0)
-                    if valid.mean() < MIN_VALID_FRACTION:  # mostly nodata: draw again
-                        continue
+                data = read_window(src, scene.bands, window)
+                if not usable_window(data, valid_mask(src, data, scene.bands, None, window=window)):
+                    continue  # mostly nodata, or blank: draw again
                 items.append(Item(scene=s, x=x, y=y))
                 drawn += 1
+            if drawn == 0:
+                raise LutError(f"{scene.path} has no {image_size} px window with at least "
+                               f"{MIN_VALID_FRACTION:.0%} valid, non-blank pixels; drop it from --data")
     return items
 
 
 def load_item(pool: Pool, item: Item, image_size: int) -> np.ndarray:
-    """(3, S, S) float32 in [0, 1]."""
+    """(3, S, S) float32 in [0, 1]; invalid pixels are filled, never passed on as values."""
     if item.path is not None:
         return load_image_file(item.path, image_size, pool.file_bands.get(item.path))
-    from lut.tiling.scene import open_raster
+    from lut.tiling.scene import open_raster, read_window, valid_mask
     from rasterio.windows import Window
 
     scene = pool.scenes[item.scene]
+    window = Window(item.x, item.y, image_size, image_size)
     with open_raster(scene.path) as src:
-        raw = src.read(list(scene.bands), window=Window(item.x, item.y, image_size, image_size))
-    return resize_chw(scene.rule.apply(raw), image_size)
+        raw = read_window(src, scene.bands, window)
+        valid = valid_mask(src, raw, scene.bands, None, window=window)
+    return resize_chw(scene.rule.apply(raw, valid=valid), image_size)
 
 
 __all__ = ["Item", "Pool", "SourceSpec", "build_pool", "epoch_items", "load_item"]

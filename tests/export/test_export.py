@@ -39,7 +39,7 @@ def test_export_writes_a_self_contained_deployable_folder(exported):
             "lut.json", "export_report.json"} <= names
     assert not [n for n in names if "tmp" in n]
     info = json.loads((onnx_dir / "lut.json").read_text())
-    assert info["classes"][3] == "water" and info["image_size"] == 32 and info["band_rule"]["high"] == [255.0] * 3
+    assert info["classes"][3] == "water" and info["image_size"] == 32 and info["band_rule"]["quantity"] == "dn" and info["format"] == "lut" and info["kind"] == "onnx"
     assert info["onnx"] == {"fp32": "model.onnx", "int8": "model_int8.onnx", "fp16": "model_fp16.onnx"}
     assert json.loads((onnx_dir / "config.json").read_text())["id2label"]["5"] == "wetland"
 

@@ -56,11 +56,23 @@ def test_local_classifier_checkpoint_with_other_classes_and_size(tmp_path):
     assert model(pixel_values=torch.zeros(2, 3, 48, 48)).logits.shape == (2, 6)
 
 
-def test_hub_id_offline_says_what_to_pass(monkeypatch):
+def test_default_hub_id_offline_fails_fast_with_its_own_exit_code(monkeypatch):
+    import time
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
     with pytest.raises(LutError) as err:
-        load_classifier("lut-test-org/no-such-model-for-tests", SIX)
-    assert err.value.exit_code == 2 and "--backbone" in str(err.value)
+        load_classifier("google/vit-base-patch16-224", SIX)
+    assert err.value.exit_code == 3 and "--backbone" in str(err.value) and "hub" in str(err.value)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("spec", ["lut-test-org/no-such-model-for-tests", "nope_dir/", "./x", "mymodels/dino/v1"])
+def test_missing_path_like_backbone_is_a_missing_directory(monkeypatch, spec):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(LutError, match="does not exist") as err:
+        load_classifier(spec, SIX)
+    assert err.value.exit_code == 1
 
 
 @pytest.mark.parametrize("spec", ["resnet-50-ish", "./does/not/exist"])

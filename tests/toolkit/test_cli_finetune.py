@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -26,7 +27,11 @@ def test_finetune_writes_a_complete_bundle_and_latest(in_tmp, tiny_backbone):
     assert (in_tmp / "models" / "LATEST").read_text().strip() == str(bundle.resolve())
     info = json.loads((bundle / "lut.json").read_text())
     assert info["classes"] == ["forest", "cropland", "urban", "water", "barren", "wetland"]
-    assert info["image_size"] == 32 and info["band_rule"]["high"] == [255.0] * 3
+    assert info["format"] == "lut" and info["format_version"] == 2 and info["kind"] == "model"
+    assert info["image_size"] == 32 and info["band_rule"]["quantity"] == "dn" and info["band_rule"]["high"] == [1.0] * 3
+    assert info["chip"] == {"size_px": 32, "gsd_m": 10.0, "source": "synthetic"}
+    assert oct(bundle.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # not mkdtemp's 0700
+    assert oct((in_tmp / "models" / "LATEST").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     assert info["split"] == {"seed": 0, "fractions": [0.6, 0.2, 0.2], "train": 72, "val": 24, "test": 24,
                              "train_labels": None}
     assert {"torch", "transformers"} <= set(info["versions"])
@@ -87,11 +92,10 @@ def test_bad_input_is_one_line_and_writes_nothing(in_tmp, tiny_backbone, case):
     assert not (in_tmp / "models").exists()
 
 
-def test_unreachable_hub_exits_2_with_advice(in_tmp, monkeypatch):
+def test_unreachable_hub_exits_3_with_advice(in_tmp, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = CliRunner().invoke(lut, ["finetune", "--backbone", "lut-test-org/absent-model", "--synthetic-images",
-                                      "60", "--epochs", "1", "--quiet"])
-    assert result.exit_code == 2
+    result = CliRunner().invoke(lut, ["finetune", "--synthetic-images", "60", "--epochs", "1", "--quiet"])
+    assert result.exit_code == 3
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "vit-tiny" in lines[0]
 
@@ -106,3 +110,9 @@ def test_finetune_end_to_end_on_rsscn7(in_tmp, tiny_backbone):
     assert info["split"]["test"] == 560 and info["data_source"]["kind"] == "folder"
     metrics = json.loads((in_tmp / "models" / "linear_probe" / "metrics.json").read_text())
     assert metrics["test_images"] == 560 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

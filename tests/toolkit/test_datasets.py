@@ -59,32 +59,93 @@ def test_patch_dataset_normalises_and_augments_train_only():
     assert all(torch.equal(a, aug[i][0]) for i, a in enumerate(a1))
 
 
-def test_image_folder_reads_photos_and_uint16_chips(tmp_path):
+def _chip(path, data, **profile):
     import rasterio
 
-    root = write_folder(tmp_path / "d", classes=("crop", "water"))
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=str(data.dtype), **profile) as dst:
+        dst.write(data)
+
+
+def test_uint16_and_float_reflectance_chips_share_one_physical_rule(tmp_path):
+    root = tmp_path / "d"
+    rng = np.random.default_rng(0)
+    for c in ("crop", "water"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            _chip(root / c / f"{i}.tif", rng.integers(0, 3000, (4, 16, 16)).astype(np.uint16))
     chip = np.zeros((4, 16, 16), np.uint16)
-    chip[2] = 3000  # band 3 at the stretch maximum
-    with rasterio.open(tmp_path / "d" / "water" / "chip.tif", "w", driver="GTiff", width=16, height=16, count=4,
-                       dtype="uint16") as dst:
-        dst.write(chip)
+    chip[2] = 3000  # band 3 at the stretch maximum (reflectance 0.3)
+    _chip(root / "water" / "u16.tif", chip)
+    _chip(root / "water" / "f32.tif", chip.astype(np.float32) / 10000)  # the same reflectance, as a fraction
     src = ImageFolderSource(root, image_size=24, bands=(3, 2, 1))
-    assert list(src.classes) == ["crop", "water"] and len(src) == 11
-    assert src.rule.high == (3000.0,) * 3 and src.rule.bands == (3, 2, 1)
-    x = src.load(len(src) - 1)
-    assert x.shape == (3, 24, 24) and np.allclose(x[0], 1.0) and np.allclose(x[1:], 0.0)
+    assert list(src.classes) == ["crop", "water"] and len(src) == 8
+    assert src.rule.quantity == "reflectance" and src.rule.high == (0.3,) * 3 and src.rule.bands == (3, 2, 1)
+    u16 = src.load(src.files.index(root / "water" / "u16.tif"))
+    f32 = src.load(src.files.index(root / "water" / "f32.tif"))
+    assert u16.shape == (3, 24, 24) and np.allclose(u16[0], 1.0) and np.allclose(u16[1:], 0.0)
+    assert np.allclose(u16, f32, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "single", "unreadable"])
+def test_photos_mixed_with_reflectance_chips_are_refused(tmp_path):
+    root = write_folder(tmp_path / "d", classes=("crop", "water"))
+    _chip(root / "water" / "chip.tif", np.zeros((3, 16, 16), np.uint16))
+    with pytest.raises(LutError, match="mix physical quantities") as err:
+        ImageFolderSource(root, 24)
+    assert "chip.tif" in str(err.value) and ".png" in str(err.value)
+
+
+def test_chip_with_nan_pixels_is_filled_and_an_all_invalid_chip_is_refused(tmp_path):
+    root = tmp_path / "d"
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(3):
+            _chip(root / c / f"{i}.tif", rng.uniform(0.01, 0.2, (3, 16, 16)).astype(np.float32))
+    nan_corner = rng.uniform(0.01, 0.2, (3, 16, 16)).astype(np.float32)
+    nan_corner[:, :6, :6] = np.nan
+    _chip(root / "a" / "nan.tif", nan_corner)
+    src = ImageFolderSource(root, 16)
+    x = src.load(src.files.index(root / "a" / "nan.tif"))
+    assert np.isfinite(x).all()
+    valid = nan_corner[:, ~np.isnan(nan_corner[0])]
+    assert np.allclose(x[:, 0, 0], np.clip(valid.mean(1) / 0.3, 0, 1), atol=1e-3)  # filled with the valid mean
+    _chip(root / "b" / "blank.tif", np.full((3, 16, 16), np.nan, np.float32))
+    with pytest.raises(LutError, match="blank.tif holds no valid pixels"):
+        ImageFolderSource(root, 16)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "single", "unreadable", "truncated", "empty_class", "few",
+                                  "file", "bands_on_photos"])
 def test_image_folder_errors(tmp_path, case):
     root = tmp_path / "d"
+    kwargs = {}
     if case == "empty":
         root.mkdir()
+    elif case == "truncated":
+        write_folder(root, size=64)
+        data = (root / "b" / "3.png").read_bytes()
+        (root / "b" / "3.png").write_bytes(data[: len(data) // 2])
+    elif case == "empty_class":
+        write_folder(root)
+        (root / "zz_empty").mkdir()
+    elif case == "few":
+        write_folder(root)
+        write_folder(root / "..", classes=("d/tiny",), n=2)
+    elif case == "file":
+        root.write_text("not a folder")
+    elif case == "bands_on_photos":
+        write_folder(root)
+        kwargs = {"bands": (3, 2, 1)}
     elif case == "single":
         write_folder(root, classes=("only",))
     elif case == "unreadable":
         write_folder(root)
         (root / "a" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(LutError) as err:
-        ImageFolderSource(root, 32)
-    assert str(root) in str(err.value)
+        ImageFolderSource(root, 32, **kwargs)
+    message = str(err.value)
+    assert str(root) in message
+    expected = {"truncated": "3.png", "empty_class": "zz_empty", "few": "tiny (2)", "file": "is a file",
+                "missing": "does not exist", "bands_on_photos": "drop --bands"}
+    assert expected.get(case, "") in message

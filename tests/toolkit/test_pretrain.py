@@ -53,7 +53,8 @@ def test_labelled_folder_contributes_only_its_training_split(tmp_path):
 
 
 def test_scene_windows_avoid_nodata_and_repeat_per_epoch(tmp_path):
-    data = np.stack([np.full((100, 100), v, np.uint8) for v in (50, 100, 150)])
+    rng = np.random.default_rng(0)
+    data = np.stack([rng.integers(v - 20, v + 20, (100, 100)).astype(np.uint8) for v in (50, 100, 150)])
     data[:, :, :70] = 0
     scene = write_scene(tmp_path / "s.tif", data, nodata=0)
     pool = build_pool([str(scene)], 32, None, seed=0)
@@ -64,12 +65,14 @@ def test_scene_windows_avoid_nodata_and_repeat_per_epoch(tmp_path):
     assert image.shape == (3, 32, 32) and 0 <= image.min() and image.max() <= 1
 
 
-@pytest.mark.parametrize("case", ["bands", "crop", "missing", "empty"])
+@pytest.mark.parametrize("case", ["bands", "crop", "missing", "empty", "all_nodata"])
 def test_pool_errors(tmp_path, case):
     root = labelled_folder(tmp_path / "d", size=24 if case == "crop" else 40)
     sources = [str(root)]
     if case == "bands":
-        sources.append(str(write_scene(tmp_path / "s.tif", np.ones((4, 64, 64), np.uint8))))
+        sources.append(str(write_scene(tmp_path / "s.tif", np.ones((1, 64, 64), np.uint8))))
+    if case == "all_nodata":
+        sources = [str(write_scene(tmp_path / "s.tif", np.zeros((3, 64, 64), np.uint8), nodata=0))]
     if case == "missing":
         sources = [str(tmp_path / "absent")]
     if case == "empty":
@@ -78,7 +81,15 @@ def test_pool_errors(tmp_path, case):
     with pytest.raises(LutError) as err:
         build_pool(sources, 32, None, seed=0)
     if case == "bands":
-        assert "different band counts" in str(err.value)
+        assert "--bands 1,1,1" in str(err.value)
+    if case == "all_nodata":
+        assert "holds no valid pixels" in str(err.value)
+
+
+def test_single_four_band_scene_defaults_to_its_first_three_bands(tmp_path):
+    scene = write_scene(tmp_path / "s.tif", np.random.default_rng(0).integers(1, 255, (4, 80, 80), dtype=np.uint8))
+    pool = build_pool([str(scene)], 32, None, seed=0)
+    assert pool.scenes[0].bands == (1, 2, 3)
 
 
 def test_pretrain_writes_a_backbone_finetune_loads(tmp_path, tiny_backbone):
@@ -89,6 +100,8 @@ def test_pretrain_writes_a_backbone_finetune_loads(tmp_path, tiny_backbone):
     out = tmp_path / "dino"
     assert result.output == out and not (tmp_path / "dino.ckpt").exists()
     info = json.loads((out / "lut.json").read_text())
+    assert info["format"] == "lut" and info["kind"] == "backbone"
+    info = info["pretrain"]
     assert info["method"] == "dino" and info["split_guard"][0]["used"] == "train"
     assert [h["epoch"] for h in info["history"]] == [1, 2] and all("knn_accuracy" in h for h in info["history"])
     assert info["history"][0]["images"] == 18 + 4
@@ -176,7 +189,7 @@ def test_precision_follows_the_hardware(monkeypatch):
 def test_bfloat16_pretraining_writes_a_float32_backbone(tmp_path, tiny_backbone):
     root = labelled_folder(tmp_path / "d")
     result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, precision="bf16"))
-    info = json.loads((result.output / "lut.json").read_text())
+    info = json.loads((result.output / "lut.json").read_text())["pretrain"]
     assert info["precision"] == "bf16" and np.isfinite(info["history"][0]["loss"])
     model, _, _ = load_classifier(str(result.output), ["x", "y"])
     assert model.vit.encoder.layer[0].output.dense.weight.dtype == torch.float32

@@ -40,7 +40,8 @@ def test_band_rules():
     rule = rule_for_dtype(np.uint16, (3, 2, 1))
     assert np.allclose(rule.apply(raw)[0, 0], [0.0, 1.0, 1.0])
     assert BandRule.from_dict(rule.to_dict()) == rule
-    assert rule_for_dtype(np.uint8, (1, 2, 3)).high == (255.0,) * 3
+    u8 = rule_for_dtype(np.uint8, (1, 2, 3))
+    assert u8.quantity == "dn" and u8.high == (1.0,) * 3 and u8.scale == pytest.approx(1 / 255)
     samples = np.tile(np.arange(101, dtype=float), (3, 1))
     p = percentile_rule(samples, (1, 2, 3))
     assert p.low[0] == pytest.approx(2) and p.high[0] == pytest.approx(98)
