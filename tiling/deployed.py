@@ -63,9 +63,6 @@ def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, device: str, gpu: 
     files = bundle.onnx or {"fp32": "model.onnx"}
     if precision not in PRECISIONS:
         raise LutError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and device == "cuda":
-        raise LutError("INT8 models run on the CPU only; on CUDA use --precision fp16 (or fp32), or drop "
-                       "--device cuda")
     if precision == "auto":
         wanted = "fp16" if gpu else "int8"
         if wanted not in files:
@@ -91,6 +88,9 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
         pre = json.loads((onnx_dir / "preprocessor_config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise LutError(f"{onnx_dir} is not a complete lut export: {exc}") from None
+    if precision == "int8" and device == "cuda":
+        raise LutError("INT8 models run on the CPU only; on CUDA use --precision fp16 (or fp32), or drop "
+                       "--device cuda")
     gpu = device != "cpu" and gpu_usable()
     if device == "cuda" and not gpu:
         raise LutError("--device cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
