@@ -11,12 +11,11 @@ from pathlib import Path
 
 import click
 
-from .errors import (EXIT_BAD_INPUT, EXIT_HUB_UNREACHABLE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
-                     Interrupted, LutError)
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 
 
 class LutGroup(click.Group):
-    """One form for every failure: a single `error: ...` line and a documented exit code (see EXIT_CODES).
+    """One form for every failure: a single `error: ...` line and a documented exit code (see `lut --help`).
 
     Library errors, click's usage errors, Ctrl-C and SIGTERM all end here; LUT_DEBUG=1 shows tracebacks
     of unexpected errors instead."""

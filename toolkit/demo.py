@@ -10,6 +10,8 @@ import numpy as np
 
 from .atomic import atomic_file
 from .errors import LutError
+from .ownership import MAP_TAG, check_output_file
+
 from .synthetic import CLASSES, render
 
 
@@ -88,8 +90,23 @@ def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int) -> N
                "blockysize": 256, "compress": "deflate"}
     with rasterio.open(scene, "w", count=3, dtype="uint8", nodata=0, **profile) as dst:
         dst.write(image.transpose(2, 0, 1))
+        dst.update_tags(**{MAP_TAG: DEMO_FORMAT})
     with rasterio.open(truth, "w", count=1, dtype="uint8", nodata=255, **profile) as dst:
         dst.write(classes, 1)
+        dst.update_tags(**{MAP_TAG: DEMO_FORMAT})
+
+
+DEMO_FORMAT = "lut-demo/1"
+
+
+def is_demo_raster(path: Path) -> bool:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return src.tags().get(MAP_TAG) == DEMO_FORMAT
+    except Exception:  # noqa: BLE001 - not a raster lut's demo wrote
+        return False
 
 
 def map_accuracy(landuse: Path, truth: Path) -> float:
@@ -137,9 +154,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
 
     say(f"[3/4] scene: a {cfg.scene_size} x {cfg.scene_size} px georeferenced scene with known land use")
     scene, truth = out / "scene.tif", out / "truth.tif"
-    for target, writer in ((scene, "scene"), (truth, "truth")):
-        if target.exists() and not cfg.overwrite:
-            raise LutError(f"output {target} already exists; pass --overwrite to replace it")
+    for target in (scene, truth):
+        check_output_file(target, cfg.overwrite, is_demo_raster, (), "demo output")
     with atomic_file(scene, overwrite=True) as tmp_scene, atomic_file(truth, overwrite=True) as tmp_truth:
         build_scene(tmp_scene, tmp_truth, cfg.scene_size, cfg.image_size, cfg.seed)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, check_writable_dir
 from .backbones import DEFAULT_BACKBONE, is_local_spec, load_classifier
 from .bundle import Bundle
 from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_train_labels, open_source, stratified_split
@@ -150,6 +150,7 @@ def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
     cfg.check()
     # fail before hours of training, not after: a new path, or a lut bundle under --overwrite, never an input
     check_output_dir(target, cfg.overwrite, ("model",), finetune_inputs(cfg), "output")
+    check_writable_dir(Path(cfg.store), create=True)  # models/LATEST is written at the end
     outcome = run_finetune(cfg)
     write_bundle(outcome, target, cfg.overwrite)
     set_latest(target, cfg.store)

@@ -46,8 +46,10 @@ def check_not_input(target: Path, inputs: Iterable[Path | str | None], what: str
 
 
 def is_compare_directory(path: Path) -> bool:
+    """compare.json with lut's format field (or, from lut before it had one, its fingerprint id)."""
     try:
-        return json.loads((Path(path) / "compare.json").read_text()).get("format") == COMPARE_FORMAT
+        stamp = json.loads((Path(path) / "compare.json").read_text())
+        return stamp.get("format") == COMPARE_FORMAT or ("format" not in stamp and {"id", "train"} <= set(stamp))
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -78,14 +80,19 @@ def is_lut_map(path: Path) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(path) as src:
-                return src.tags().get(MAP_TAG) == MAP_FORMAT
+                tags = src.tags()
+                # lut before the format tag wrote exactly these two tags on every map
+                legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
+                return tags.get(MAP_TAG) == MAP_FORMAT or legacy
     except Exception:  # noqa: BLE001 - anything GDAL cannot open is not lut's map
         return False
 
 
 def is_lut_summary(path: Path) -> bool:
     try:
-        return json.loads(Path(path).read_text()).get("format") == SUMMARY_FORMAT
+        summary = json.loads(Path(path).read_text())
+        legacy = "format" not in summary and {"classes", "mapped_pixels", "nodata_pixels", "scene"} <= set(summary)
+        return summary.get("format") == SUMMARY_FORMAT or legacy
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -14,6 +14,15 @@ from functools import lru_cache
 import numpy as np
 
 
+@lru_cache(maxsize=1)
+def _blas():
+    """numpy's BLAS pool. These GEMMs are small: with several BLAS threads beside torch's or ONNX Runtime's
+    own pools on the same cores, one resize took 24 ms instead of 1.4 ms (224 -> 112 px, 2 cores)."""
+    from threadpoolctl import ThreadpoolController  # ships with scikit-learn, a lut dependency
+
+    return ThreadpoolController()
+
+
 @lru_cache(maxsize=64)
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) float32 weights: out = M @ in along one axis."""
@@ -39,7 +48,12 @@ def resize_chw(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     h_in, w_in = image.shape[-2:]
     if (h_in, w_in) == (h_out, w_out):
         return image
+    lead = image.shape[:-2]
     rows = resize_matrix(h_in, h_out)
-    cols = resize_matrix(w_in, w_out)
-    out = np.matmul(np.matmul(rows, image.astype(np.float32, copy=False)), cols.T)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    cols_t = np.ascontiguousarray(resize_matrix(w_in, w_out).T)
+    # two plain 2-D GEMMs on one BLAS thread
+    with _blas().limit(limits=1, user_api="blas"):
+        flat = np.ascontiguousarray(image, dtype=np.float32).reshape(-1, w_in) @ cols_t  # (..., h_in, w_out)
+        stacked = flat.reshape(-1, h_in, w_out).transpose(1, 0, 2).reshape(h_in, -1)  # (h_in, n * w_out)
+        out = (rows @ stacked).reshape(h_out, -1, w_out).transpose(1, 0, 2)
+    return np.ascontiguousarray(out.reshape(*lead, h_out, w_out))

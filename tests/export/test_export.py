@@ -56,6 +56,11 @@ def test_parity_is_measured_for_every_variant(exported):
     assert all(r["images_per_s"] > 0 for r in rows.values())
     assert rows["pytorch"]["accuracy"] > 0.5  # a trained model on its own validation images
     assert report["sample"]["images"] == 72 and report["details"]["int8"]["mode"] == "dynamic"
+    # the sample covers every class, seeded: 72 validation images of 6 classes, 12 each
+    assert report["sample"]["stratified"] and report["sample"]["per_class"] == {c: 12 for c in
+                                                                                 ["forest", "cropland", "urban", "water",
+                                                                                  "barren", "wetland"]}
+    assert report["gates"]["int8"]["goal"] == 0.99 and report["gates"]["int8"]["passed"]
     assert report["details"]["int8"]["preset"] == cpu_preset()
     assert "max|dlogit|" in result.table()
 
@@ -103,11 +108,15 @@ def test_static_int8_from_calibration_folder(trained_bundle, tmp_path):
     calib.mkdir()
     from lut.toolkit.synthetic import render
 
-    for i in range(12):
-        Image.fromarray(render(i % 6, np.random.default_rng(i), 32, 32)).save(calib / f"{i}.png")
-    result = export_model(ExportConfig(model_dir=bundle, calibration_data=calib, samples=48, min_seconds=0.1))
+    for i in range(24):
+        (calib / f"c{i % 6}").mkdir(exist_ok=True)
+        Image.fromarray(render(i % 6, np.random.default_rng(i), 32, 32)).save(calib / f"c{i % 6}" / f"{i}.png")
+    result = export_model(ExportConfig(model_dir=bundle, calibration_data=calib, calibration_images=12, samples=48,
+                                       min_seconds=0.1))
     assert result.report["details"]["int8"]["mode"] == "static"
     assert result.report["details"]["int8"]["calibration_images"] == 12
+    # a labelled calibration folder is sampled over every class, never its first class alone
+    assert result.report["details"]["int8"]["calibration_per_class"] == {f"c{k}": 2 for k in range(6)}
     assert result.report["variants"]["int8"]["top1_agreement"] >= 0.95
     assert result.report["details"]["int8"]["float_nodes"]  # attention MatMuls stay in float
 

@@ -116,3 +116,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_non_finite_loss_stops_training_and_writes_no_bundle(in_tmp, tiny_backbone):
+    result = CliRunner().invoke(lut, ["finetune", "--backbone", str(tiny_backbone), "--strategy", "full_ft",
+                                      "--backbone-lr", "1e30", "--head-lr", "1e30", "--synthetic-images", "60",
+                                      "--epochs", "3", "--quiet", "-o", "out"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "loss became" in lines[0] and "nothing was written" in lines[0]
+    assert not (in_tmp / "out").exists() and not (in_tmp / "models").exists()

@@ -172,3 +172,21 @@ def test_trained_model_keeps_a_plain_linear_head_with_the_best_epochs_prediction
     assert type(model.classifier) is torch.nn.Linear  # exports like any ViTForImageClassification
     pred, true = trainer.predict(val)
     assert float((pred == true).mean()) == pytest.approx(result.best_val_accuracy)
+
+
+def test_head_input_is_centred_and_scaled_by_one_scale(tiny):
+    """One global scale: low-variance feature directions get no larger weights than the rest (per-feature
+    standardization amplified INT8 noise in them)."""
+    model, train, val = tiny
+    trainer = Trainer(model, make_plan(StrategyConfig("linear_probe"), 2, 1), TrainConfig(epochs=1, progress=False))
+    trainer.fit(train, val)
+    staged = StagedViT(model)
+    loader = torch.utils.data.DataLoader(train, batch_size=8)
+    mean, std = head_input_statistics(staged, loader, 0, torch.device("cpu"))
+    assert std.max() / std.min() > 1.5  # the features' spreads differ ...
+    head = Trainer(model, make_plan(StrategyConfig("linear_probe"), 2, 1), TrainConfig(epochs=1, progress=False))
+    head._standardize_head(train, None, None)
+    scale = head.model.classifier.std
+    assert torch.allclose(scale, scale[0].expand_as(scale))  # ... yet one scale serves them all
+    assert torch.allclose(scale[0], std.pow(2).mean().sqrt(), rtol=1e-4)
+    assert torch.allclose(head.model.classifier.mean, mean, atol=1e-5)

@@ -47,6 +47,69 @@ def test_band_rules():
     assert p.low[0] == pytest.approx(2) and p.high[0] == pytest.approx(98)
 
 
+@pytest.mark.parametrize("dtype, p99, quantity, scale", [
+    ("uint8", None, "dn", 1 / 255),
+    ("uint16", None, "reflectance", 1e-4),
+    ("int16", None, "reflectance", 1e-4),
+    ("float32", 0.4, "reflectance", 1.0),      # reflectance as a fraction
+    ("float64", 1.2, "reflectance", 1.0),
+    ("float32", 4000.0, "reflectance", 1e-4),  # reflectance x 10000 stored as float
+    ("float32", 120.0, "unknown", 1.0),        # 0..255-like floats: ambiguous, percentile
+    ("float32", 65000.0, "unknown", 1.0),
+    ("int32", None, "unknown", 1.0),
+    ("uint32", None, "unknown", 1.0),
+])
+def test_encoding_decision_table_row_by_row(dtype, p99, quantity, scale):
+    from lut.toolkit.radiometry import encoding_for
+
+    enc = encoding_for(dtype, p99)
+    assert enc.quantity == quantity and enc.scale == pytest.approx(scale)
+
+
+def test_offsets_and_gdal_scale_define_the_encoding():
+    from lut.toolkit.radiometry import boa_offset, encoding_for
+
+    assert boa_offset({"BOA_ADD_OFFSET_B04": "-1000", "OTHER": "1"}) == -1000.0 and boa_offset({}) is None
+    enc = encoding_for("uint16", None, offset_dn=-1000)
+    assert enc.offset == pytest.approx(-0.1) and 2000 * enc.scale + enc.offset == pytest.approx(0.1)
+    gdal = encoding_for("uint16", None, gdal_scale=2e-5, gdal_offset=-0.1)
+    assert gdal.quantity == "reflectance" and gdal.scale == 2e-5 and gdal.offset == -0.1
+
+
+def test_invalid_pixels_are_filled_with_the_valid_mean_before_normalising():
+    from lut.toolkit.radiometry import Encoding, default_rule
+
+    raw = np.full((3, 4, 4), 0.15, np.float32)
+    raw[0, 0, 0] = np.nan
+    raw[1, 1, 1] = np.inf
+    raw[:, 3, 3] = 0.0
+    valid = np.ones((4, 4), bool)
+    valid[3, 3] = False  # a declared-nodata pixel
+    out = default_rule(Encoding("reflectance"), (1, 2, 3)).apply(raw, valid=valid)
+    assert np.isfinite(out).all() and np.allclose(out, 0.5)  # every invalid pixel got the valid mean (0.15 / 0.3)
+
+
+def test_legacy_rules_migrate_to_physical_units():
+    legacy_u16 = BandRule.from_dict({"bands": [3, 2, 1], "low": [0, 0, 0], "high": [3000, 3000, 3000],
+                                     "description": "uint16 reflectance: value / 10000, stretched 0..0.3"})
+    assert legacy_u16.quantity == "reflectance" and legacy_u16.high == (0.3,) * 3
+    legacy_u8 = BandRule.from_dict({"bands": [1, 2, 3], "low": [0] * 3, "high": [255] * 3,
+                                    "description": "uint8: value / 255"})
+    raw = np.array([[[0, 255]]] * 3, np.uint8)
+    assert np.allclose(legacy_u8.apply(raw), [[[0.0, 1.0]]] * 3)
+
+
+def test_blank_and_mostly_invalid_pretraining_windows_are_not_used():
+    from lut.toolkit.unlabelled import usable_window
+
+    data = np.random.default_rng(0).integers(0, 255, (3, 8, 8)).astype(np.uint8)
+    assert usable_window(data, np.ones((8, 8), bool))
+    assert not usable_window(np.full((3, 8, 8), 7, np.uint8), np.ones((8, 8), bool))  # blank
+    half = np.zeros((8, 8), bool)
+    half[:3] = True
+    assert not usable_window(data, half)
+
+
 def test_parse_bands_errors():
     assert parse_bands("3,2,1") == (3, 2, 1)
     assert parse_bands(None) is None
