@@ -429,6 +429,45 @@ def classify_output_folder_missing(c: Ctx):
 
 
 @case
+def classify_output_is_a_directory(c: Ctx):
+    (c.tmp / "maps").mkdir()
+    return Case(classify_args(c, c.scene(), c.tmp / "maps", "--overwrite"), 1, "is a directory",
+                keep=[c.tmp / "maps"])
+
+
+@case
+def classify_output_is_a_symlink_to_the_scene(c: Ctx):
+    scene = c.scene()
+    (c.tmp / "link.tif").symlink_to(scene)
+    return Case(classify_args(c, scene, c.tmp / "link.tif", "--overwrite"), 1, "also an input", keep=[scene])
+
+
+@case
+def classify_band_beyond_the_scene(c: Ctx):
+    return Case(classify_args(c, c.scene(), c.tmp / "m.tif", "--bands", "4,3,2"), 1, "band 4",
+                absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_stride_larger_than_the_window(c: Ctx):
+    return Case(classify_args(c, c.scene(), c.tmp / "m.tif", "--stride", "64"), 1, "--stride 64",
+                absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_model_bundle_without_export(c: Ctx):
+    bundle = c.tmp / "bundle"
+    shutil.copytree(c.fixture("trained_bundle"), bundle, ignore=shutil.ignore_patterns("onnx"))
+    return Case(classify_args(c, c.scene(), c.tmp / "m.tif", model=bundle), 1, "run lut export", keep=[bundle])
+
+
+@case
+def export_the_onnx_folder_itself(c: Ctx):
+    bundle = c.bundle()
+    return Case(["export", str(bundle / "onnx")], 1, "pass the model bundle", keep=[bundle])
+
+
+@case
 def classify_cuda_without_a_gpu(c: Ctx):
     return Case(classify_args(c, c.scene(), c.tmp / "m.tif", "--device", "cuda", "--precision", "int8"), 1,
                 "CPU only", absent=[c.tmp / "m.tif"])

@@ -14,6 +14,7 @@ from lut.toolkit.radiometry import (FORCED_ENCODINGS, BandRule, Encoding, boa_of
                                     encoding_for, invalid_pixels, percentile_rule)
 
 SCALES = ("auto", "bundle", "uint8", "reflectance", "fraction", "percentile")
+QUANTITY_NAMES = {"dn": "8-bit display values", "reflectance": "reflectance", "raw": "percentile-stretched values"}
 
 
 def open_raster(path: Path):
@@ -132,10 +133,12 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
         return bundle_rule.with_encoding(bands, encoding)
     if bundle_rule is not None:
         if scale == "bundle":
-            raise LutError(f"{src.name} holds {encoding.quantity} values but the bundle was trained on "
-                           f"{bundle_rule.quantity}: its rule cannot be applied; drop --scale bundle")
-        note(f"{src.name} holds {encoding.quantity} values but the bundle was trained on {bundle_rule.quantity}; "
-             "scaling the scene by its own default")
+            raise LutError(f"{src.name} holds {QUANTITY_NAMES.get(encoding.quantity, encoding.quantity)} but the "
+                           f"bundle was trained on {QUANTITY_NAMES.get(bundle_rule.quantity, bundle_rule.quantity)}: "
+                           "its rule cannot be applied; drop --scale bundle")
+        note(f"{src.name} holds {QUANTITY_NAMES.get(encoding.quantity, encoding.quantity)} but the bundle was "
+             f"trained on {QUANTITY_NAMES.get(bundle_rule.quantity, bundle_rule.quantity)}; scaling the scene by its "
+             "own default rule")
     return default_rule(encoding, bands)
 
 

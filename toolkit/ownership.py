@@ -112,6 +112,8 @@ def check_output_file(target: Path, overwrite: bool, ours: Callable[[Path], bool
     """An output file: new, or (with --overwrite) one that `ours` recognises as lut's."""
     target = Path(target)
     check_not_input(target, inputs, what)
+    if target.is_dir():
+        raise LutError(f"{what} {target} is a directory; pass a file path")
     if target.exists() or target.is_symlink():
         refuse_existing(target, overwrite, what)
         if target.is_symlink() or not target.is_file() or not ours(target):

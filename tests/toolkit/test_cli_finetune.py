@@ -126,3 +126,21 @@ def test_non_finite_loss_stops_training_and_writes_no_bundle(in_tmp, tiny_backbo
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "loss became" in lines[0] and "nothing was written" in lines[0]
     assert not (in_tmp / "out").exists() and not (in_tmp / "models").exists()
+
+
+def test_library_warnings_become_one_line_and_deprecations_are_hidden(in_tmp, monkeypatch):
+    import warnings
+
+    from lut.toolkit import finetune as finetune_module
+    from lut.toolkit.errors import LutError
+
+    def noisy(cfg):
+        warnings.warn("invalid value encountered in divide\n  return a / b", RuntimeWarning)
+        warnings.warn("this API is going away", DeprecationWarning)
+        raise LutError("stopped here")
+
+    monkeypatch.setattr(finetune_module, "finetune", noisy)
+    result = CliRunner().invoke(lut, ["finetune", "--backbone", "vit-tiny", "--quiet"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["warning: invalid value encountered in divide", "error: stopped here"], result.output
+    assert result.exit_code == 1
