@@ -144,6 +144,33 @@ def is_hub_id(spec: str) -> bool:
     return spec.count("/") == 1 and not is_local_spec(spec)
 
 
+def check_backbone_spec(spec: str) -> str:
+    """'random-init', 'local' or 'hub', after every check that needs no model loading: a missing or wrong
+    directory, pickled weights, or a hub id that cannot be had fails here, in a second or two."""
+    if spec in RANDOM_INIT_SIZES:
+        return "random-init"
+    if not is_local_spec(spec):
+        if not is_hub_id(spec):
+            raise LutError(unknown_backbone_message(spec))
+        check_hub_backbone(spec)
+        return "hub"
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise LutError(f"backbone directory {spec} does not exist")
+    if not path.is_dir():
+        raise LutError(f"backbone {spec} is a file; pass the checkpoint directory that holds config.json")
+    if not (path / "config.json").is_file():
+        raise LutError(f"{spec} is not a checkpoint directory (no config.json)")
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise LutError(f"{spec}/config.json is not valid JSON: {exc}") from None
+    if cfg.get("model_type") != "vit":
+        raise LutError(f"{spec} holds a {cfg.get('model_type')!r} model; lut fine-tunes ViT backbones")
+    require_safetensors(path)
+    return "local"
+
+
 def load_classifier(spec: str, classes: list[str], image_size: int | None = None):
     """A ViTForImageClassification with a fresh K-class head, its image processor and a description."""
     from transformers import AutoConfig, ViTForImageClassification, ViTImageProcessor
@@ -159,26 +186,7 @@ def load_classifier(spec: str, classes: list[str], image_size: int | None = None
         model = ViTForImageClassification(vit_config(spec, size, **head))
         return model, default_processor(size), _info(spec, "random-init", model)
 
-    local = is_local_spec(spec)
-    if local:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise LutError(f"backbone directory {spec} does not exist")
-        if not path.is_dir():
-            raise LutError(f"backbone {spec} is a file; pass the checkpoint directory that holds config.json")
-        if not (path / "config.json").is_file():
-            raise LutError(f"{spec} is not a checkpoint directory (no config.json)")
-        try:
-            cfg = json.loads((path / "config.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise LutError(f"{spec}/config.json is not valid JSON: {exc}") from None
-        if cfg.get("model_type") != "vit":
-            raise LutError(f"{spec} holds a {cfg.get('model_type')!r} model; lut fine-tunes ViT backbones")
-        require_safetensors(path)
-    elif not is_hub_id(spec):
-        raise LutError(unknown_backbone_message(spec))
-    else:
-        check_hub_backbone(spec)
+    local = check_backbone_spec(spec) == "local"
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the replaced head is expected; say it once ourselves

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .backbones import RANDOM_INIT_SIZES, is_hub_id
+from .backbones import check_backbone_spec
 from .bundle import BUNDLE_FILE, Bundle
 from .errors import LutError
 from .ownership import COMPARE_FORMAT, check_not_input, is_compare_directory
@@ -71,12 +71,9 @@ def parse_strategies(text: str) -> list[str]:
 
 
 def check_backbones(backbones: list[str]) -> None:
-    """Fail before hours of training when a backbone directory is missing."""
+    """Fail before hours of training when a backbone directory is missing or the hub unreachable."""
     for spec in backbones:
-        if spec in RANDOM_INIT_SIZES or is_hub_id(spec):
-            continue
-        if not (Path(spec) / "config.json").is_file():
-            raise LutError(f"--backbones names {spec}, which is not a checkpoint directory (no config.json)")
+        check_backbone_spec(spec)
 
 
 def plan_cells(cfg: CompareConfig) -> list[Cell]:

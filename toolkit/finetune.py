@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_directory, check_writable_dir
-from .backbones import DEFAULT_BACKBONE, is_local_spec, load_classifier
+from .backbones import DEFAULT_BACKBONE, check_backbone_spec, is_local_spec, load_classifier
 from .bundle import Bundle
 from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_train_labels, open_source, stratified_split
 from .errors import LutError
@@ -148,6 +148,7 @@ def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
     """Run one strategy, write its bundle and point models/LATEST at it."""
     target = Path(cfg.output) if cfg.output is not None else Path(cfg.store) / cfg.strategy.name
     cfg.check()
+    check_backbone_spec(cfg.backbone)  # a missing directory or an unreachable hub fails before the data is read
     # fail before hours of training, not after: a new path, or a lut bundle under --overwrite, never an input
     check_output_dir(target, cfg.overwrite, ("model",), finetune_inputs(cfg), "output")
     check_writable_dir(Path(cfg.store), create=True)  # models/LATEST is written at the end
