@@ -17,7 +17,7 @@ from lut.toolkit.errors import LutError
 
 #: relative size difference under which a window is not resampled (resampling by < 10% changes little)
 GSD_TOLERANCE = 0.10
-#: upsampling a scene by more than this factor invents detail the model never saw; warn
+#: enlarging scene windows by more than this factor invents detail the model never saw: refused
 MAX_UPSAMPLE = 4.0
 EARTH_METRES_PER_DEGREE = 111_320.0
 
@@ -75,8 +75,10 @@ def plan_footprint(model_px: int, chip: ChipInfo | None, gsd: float | None, resa
         window = max(2, int(round(chip.size_px * chip_gsd / gsd)))
         reason = f"{chip.size_px} px x {chip_gsd:g} m chips on {gsd:g} m pixels"
         if model_px / window > MAX_UPSAMPLE:
-            warn(f"{scene} ({gsd:g} m) is much coarser than the training chips ({chip_gsd:g} m): each "
-                 f"{window} px window is enlarged {model_px / window:.1f}x; expect a poor map")
+            raise LutError(f"{scene} has {gsd:g} m pixels, much coarser than the training chips' {chip_gsd:g} m: "
+                           f"a window covering their ground would be {window} px, enlarged "
+                           f"{model_px / window:.0f}x. Classify imagery nearer {chip_gsd:g} m, or pass "
+                           "--no-resample to apply the model to windows of its own input size anyway")
     if abs(window / model_px - 1.0) <= GSD_TOLERANCE:
         return Footprint(model_px, model_px, gsd, chip_gsd, reason + f" (within {GSD_TOLERANCE:.0%}: not resampled)")
     return Footprint(window, model_px, gsd, chip_gsd, reason)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from lut.tiling.classify import ClassifyConfig, classify_scene, softmax
 from lut.tiling.deployed import load_deployed
 from lut.toolkit.cli import lut
+from lut.toolkit.errors import LutError
 
 from ..conftest import SCENES, synthetic_scene, write_scene
 
@@ -174,13 +175,20 @@ needs_scenes = pytest.mark.skipif(not SCENES.is_dir(), reason="../shared/data/sc
 @needs_scenes
 def test_landsat_scene_collar_is_nodata(exported_bundle, tmp_path):
     scene = SCENES / "RGB.byte.tif"
-    result = classify(exported_bundle, scene, tmp_path / "m.tif")
+    with pytest.raises(LutError, match="much coarser"):  # 300 m pixels, 10 m training chips
+        classify(exported_bundle, scene, tmp_path / "coarse.tif")
+    result = classify(exported_bundle, scene, tmp_path / "m.tif", resample=False, min_valid=0.0)
     classes = assert_georeferenced_like(tmp_path / "m.tif", scene)
     with rasterio.open(scene) as src:
         valid = src.dataset_mask() > 0
         assert src.crs.to_epsg() == 32618
     assert (classes[~valid] == 255).all() and (classes[valid] != 255).all()
     assert result.skipped > 0 and result.summary["classes"]["water"]["km2"] is not None
+    # by default, windows on the collar's edge with under 25% valid pixels are nodata too
+    default = classify(exported_bundle, scene, tmp_path / "d.tif", resample=False)
+    with rasterio.open(tmp_path / "d.tif") as dst:
+        mapped = dst.read(1) != 255
+    assert default.low_valid > 0 and not mapped[~valid].any() and 0.97 < mapped[valid].mean() < 1.0
 
 
 @needs_scenes
