@@ -17,7 +17,7 @@ from lut.toolkit.ownership import check_output_dir
 from lut.toolkit.store import DEFAULT_STORE, resolve_bundle
 
 from .onnx_export import check_weights_load, export_fp32
-from .parity import format_parity, measure_variants, parity_sample
+from .parity import chip_bands, format_parity, measure_variants, parity_sample
 from .variants import convert_fp16, quantize_int8
 
 ONNX_DIR = "onnx"
@@ -66,7 +66,7 @@ def calibration_images(folder: Path, bundle: Bundle, mean: list[float], std: lis
         chosen = np.sort(np.random.default_rng([seed, 314159]).permutation(len(files))[:limit])
         per_class = None
     rule = bundle.band_rule
-    bands = rule.bands if rule is not None and rule.quantity != "dn" else None
+    bands = chip_bands(bundle)
     m = np.asarray(mean, np.float32)[:, None, None]
     s = np.asarray(std, np.float32)[:, None, None]
     images = [(load_image_file(files[i], bundle.image_size, bands, rule) - m) / s for i in chosen]

@@ -29,6 +29,12 @@ class Sample:
     seed: int
 
 
+def chip_bands(bundle: Bundle) -> tuple[int, ...] | None:
+    """The bands the bundle's chips were read with; None for RGB (photos take no --bands)."""
+    rule = bundle.band_rule
+    return rule.bands if rule is not None and rule.bands != (1, 2, 3) else None
+
+
 def parity_sample(bundle: Bundle, mean: list[float], std: list[float], data: str | None, n: int) -> Sample:
     """Up to n validation images, seeded and stratified over every class, from `data` or the bundle's source."""
     seed = int(bundle.split.get("seed", 0))
@@ -42,8 +48,7 @@ def parity_sample(bundle: Bundle, mean: list[float], std: list[float], data: str
                 raise LutError(f"the bundle's data source {data} is not here; pass --data DIR")
     else:
         count = int(recorded.get("images", 600)) if data == "synthetic" else 0
-    bands = bundle.band_rule.bands if bundle.band_rule and data != "synthetic" and bundle.band_rule.quantity != "dn" \
-        else None
+    bands = chip_bands(bundle) if data != "synthetic" else None
     source = open_source(data, bundle.image_size, bands, max(count, 60), seed, verify=False)
     if bundle.band_rule is not None and bundle.band_rule.quantity == source.rule.quantity:
         source.rule = bundle.band_rule

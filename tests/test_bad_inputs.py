@@ -117,6 +117,16 @@ def finetune_output_is_the_backbone_in_use(c: Ctx):
 
 
 @case
+def finetune_overwrite_of_a_pretrained_backbone(c: Ctx):
+    backbone = c.tmp / "dino"
+    shutil.copytree(c.fixture("tiny_backbone"), backbone)
+    (backbone / "lut.json").write_text(json.dumps({"format": "lut", "format_version": 2, "kind": "backbone",
+                                                   "image_size": 32}))
+    return Case(["finetune", "-o", str(backbone), "--overwrite", "--backbone", "vit-tiny", *TRAIN], 1,
+                "another kind of lut output", keep=[backbone])
+
+
+@case
 def finetune_output_is_a_file(c: Ctx):
     f = c.tmp / "notes.txt"
     f.write_text("mine")

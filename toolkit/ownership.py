@@ -65,6 +65,9 @@ def check_output_dir(target: Path, overwrite: bool, kinds: tuple[str, ...], inpu
             raise LutError(f"{what} {target} exists and is not a lut output directory; --overwrite replaces "
                            "only what lut wrote: choose another output path")
         owned = is_compare_directory(target) if kinds == ("compare",) else is_lut_directory(target, kinds)
+        if not owned and (is_lut_directory(target) or is_compare_directory(target)):
+            raise LutError(f"{what} {target} holds another kind of lut output than a {' or '.join(kinds)}; "
+                           "--overwrite replaces only the same kind: choose another output path")
         if not owned:
             raise LutError(f"{what} {target} exists and was not written by lut (no lut {' or '.join(kinds)} "
                            "marker); --overwrite replaces only what lut wrote: choose another output path")
