@@ -7,6 +7,7 @@ is used by default, so a later comparison never pretrains on its own validation 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def _scene(spec: SourceSpec, default: tuple[int, ...] | None, pool: Pool) -> Non
     from lut.tiling.scene import choose_rule, decimated_sample, open_raster, scene_bands
 
     with open_raster(spec.path) as src:
-        bands = scene_bands(src, spec.bands or default, None)
+        bands = scene_bands(src, spec.bands or default, None, note=lambda m: warnings.warn(m, stacklevel=2))
         if decimated_sample(src, bands, None).size == 0:
             raise LutError(f"{spec.path} holds no valid pixels (all nodata, NaN or masked): drop it from --data")
         rule = choose_rule(src, bands, "auto", None, None)
