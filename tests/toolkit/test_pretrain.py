@@ -148,7 +148,7 @@ def test_cli_bad_input(tmp_path, tiny_backbone, case):
         (tmp_path / "empty").mkdir()
         args[2] = str(tmp_path / "empty")
     if case == "bands":
-        args += ["--data", str(write_scene(tmp_path / "s.tif", np.ones((4, 64, 64), np.uint8)))]
+        args += ["--data", str(write_scene(tmp_path / "s.tif", np.ones((1, 64, 64), np.uint8)))]
     if case == "backbone":
         args[4] = str(tmp_path / "absent")
     result = CliRunner().invoke(lut, args)
