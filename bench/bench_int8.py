@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lut.export.exporter import ExportConfig, export_model  # noqa: E402
 from lut.export.parity import onnx_logits, throughput  # noqa: E402
 from lut.export.runtime import open_session  # noqa: E402
-from lut.export.variants import activation_matmuls, patch_embedding_convs  # noqa: E402
+from lut.export.variants import float_nodes  # noqa: E402
 from lut.toolkit.bundle import Bundle  # noqa: E402
 from lut.toolkit.datasets import PatchDataset, open_source, stratified_sample, stratified_split  # noqa: E402
 
@@ -47,7 +47,7 @@ def quantize(src: Path, dst: Path, kind: str, calib: np.ndarray) -> Path:
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
 
-    convs = patch_embedding_convs(src)
+    convs = float_nodes(src, static=False)
     if kind == "dynamic, all ops":
         quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
     elif kind == "dynamic, MLP fc2 and conv in float":
@@ -65,7 +65,7 @@ def quantize(src: Path, dst: Path, kind: str, calib: np.ndarray) -> Path:
                 return next(self.items, None)
 
         quantize_static(src, dst, Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
-                        op_types_to_quantize=["MatMul"], nodes_to_exclude=activation_matmuls(src) + convs,
+                        op_types_to_quantize=["MatMul"], nodes_to_exclude=float_nodes(src, static=True),
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
     return dst
@@ -93,8 +93,8 @@ def main() -> None:
 
     import json
 
-    mean, std = json.loads((bundle_dir / "preprocessor_config.json").read_text())["image_mean"], \
-        json.loads((bundle_dir / "preprocessor_config.json").read_text())["image_std"]
+    pre = json.loads((bundle_dir / "preprocessor_config.json").read_text())
+    mean, std = pre["image_mean"], pre["image_std"]
     val, labels, calib = validation(bundle, mean, std)
     fp32 = bundle_dir / "onnx" / "model.onnx"
     reference = open_session(fp32, "cpu")

@@ -43,30 +43,24 @@ def _move_variant(produced: Path, onnx_dir: Path, name: str, config_name: str) -
     return target
 
 
-def activation_matmuls(model_path: Path) -> list[str]:
-    """MatMul nodes whose inputs are both activations (no weight initializer)."""
+def float_nodes(model_path: Path, static: bool) -> list[str]:
+    """Nodes INT8 leaves in float, from one read of the graph: the patch embedding (the one Conv, on the
+    normalised pixels) always, and for static INT8 the MatMuls of two activations (attention scores)."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
-
-
-def patch_embedding_convs(model_path: Path) -> list[str]:
-    """The Conv nodes (a ViT's patch embedding): kept in float, see quantize_int8."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "Conv"]
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    activation = [n.name for n in graph.node
+                  if n.op_type == "MatMul" and not any(i in weights for i in n.input)] if static else []
+    return activation + convs
 
 
 def quantize_int8(onnx_dir: Path, calibration: Sequence[np.ndarray] | None = None) -> tuple[Path, dict]:
     """Dynamic INT8 with per-channel weights; static (calibrated QDQ) when calibration images are given.
 
-    The patch embedding (one Conv on the normalised pixels) stays in float: quantizing it cost 1.8 points
-    of top-1 agreement on an RSSCN7 bundle, more than any single transformer block, and keeping it in
-    float is also faster there (it is a small share of the compute, and its dynamic quantization is not
-    free); see BENCHMARKS.md."""
+    The patch embedding stays in float: on RSSCN7 bundles that made INT8 faster (1.46-1.69x -> 1.92-2.07x
+    ONNX fp32 images/s) at the same agreement within a point (BENCHMARKS.md, bench/bench_int8.py)."""
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig, CalibrationConfig
     from onnxruntime.quantization import CalibrationMethod
@@ -78,8 +72,7 @@ def quantize_int8(onnx_dir: Path, calibration: Sequence[np.ndarray] | None = Non
     # chosen at full graph optimisation mis-compute QDQ MatMuls of two activations (attention scores),
     # dropping top-1 agreement to chance while an unoptimised session is right.
     operators = ["MatMul"] if static else None
-    excluded = (activation_matmuls(onnx_dir / MODEL_FILE) if static else []) + \
-        patch_embedding_convs(onnx_dir / MODEL_FILE)
+    excluded = float_nodes(onnx_dir / MODEL_FILE, static)
     qconfig = getattr(AutoQuantizationConfig, preset)(is_static=static, per_channel=True,
                                                       operators_to_quantize=operators, nodes_to_exclude=excluded)
     with tempfile.TemporaryDirectory(dir=onnx_dir) as work, quiet_libraries():

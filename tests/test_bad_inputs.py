@@ -70,6 +70,14 @@ class Ctx:
         shutil.copytree(self.fixture("exported_bundle"), target)
         return target
 
+    def pretrained_backbone(self, name="bb") -> Path:
+        """A ViT checkpoint marked as `lut pretrain` output (kind backbone: no classes)."""
+        backbone = self.tmp / name
+        shutil.copytree(self.fixture("tiny_backbone"), backbone)
+        (backbone / "lut.json").write_text(json.dumps({"format": "lut", "format_version": 2, "kind": "backbone",
+                                                       "image_size": 32}))
+        return backbone
+
     def evil_pickle(self, path: Path) -> Path:
         marker = self.tmp / "PWNED"
 
@@ -118,10 +126,7 @@ def finetune_output_is_the_backbone_in_use(c: Ctx):
 
 @case
 def finetune_overwrite_of_a_pretrained_backbone(c: Ctx):
-    backbone = c.tmp / "dino"
-    shutil.copytree(c.fixture("tiny_backbone"), backbone)
-    (backbone / "lut.json").write_text(json.dumps({"format": "lut", "format_version": 2, "kind": "backbone",
-                                                   "image_size": 32}))
+    backbone = c.pretrained_backbone("dino")
     return Case(["finetune", "-o", str(backbone), "--overwrite", "--backbone", "vit-tiny", *TRAIN], 1,
                 "another kind of lut output", keep=[backbone])
 
@@ -316,10 +321,7 @@ def pretrain_sigterm_is_handled_like_ctrl_c(c: Ctx):
 # -- export ------------------------------------------------------------------------------------------------
 @case
 def export_a_pretrained_backbone(c: Ctx):
-    backbone = c.tmp / "bb"
-    shutil.copytree(c.fixture("tiny_backbone"), backbone)
-    (backbone / "lut.json").write_text(json.dumps({"format": "lut", "format_version": 2, "kind": "backbone",
-                                                   "image_size": 32}))
+    backbone = c.pretrained_backbone()
     return Case(["export", str(backbone)], 1, "fine-tune it first", keep=[backbone], absent=[backbone / "onnx"],
                 not_in_output="KeyError")
 
@@ -419,10 +421,7 @@ def classify_truncated_geotiff(c: Ctx):
 
 @case
 def classify_with_a_backbone_as_model(c: Ctx):
-    backbone = c.tmp / "bb"
-    shutil.copytree(c.fixture("tiny_backbone"), backbone)
-    (backbone / "lut.json").write_text(json.dumps({"format": "lut", "format_version": 2, "kind": "backbone",
-                                                   "image_size": 32}))
+    backbone = c.pretrained_backbone()
     return Case(classify_args(c, c.scene(), c.tmp / "m.tif", model=backbone), 1, "fine-tune it first",
                 keep=[backbone], not_in_output="lut export")
 

@@ -23,11 +23,12 @@ from lut.toolkit.atomic import atomic_files
 from lut.toolkit.errors import LutError
 from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
+from lut.toolkit.raster import check_gsd, raster_gsd
 from lut.toolkit.resample import resize_chw
 from lut.toolkit.store import DEFAULT_STORE
 
 from .deployed import DeployedModel, load_deployed
-from .footprint import Footprint, check_gsd, plan_footprint, scene_gsd
+from .footprint import Footprint, plan_footprint
 from .grid import PatchGrid
 from .scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
 from .summary import area_summary, format_summary, write_preview
@@ -63,6 +64,11 @@ class ClassifyConfig:
     prefetch: int = 4
     threads: int | None = None
     store: Path = DEFAULT_STORE
+
+    def check(self) -> None:
+        if not 0.0 <= self.min_valid <= 1.0:
+            raise LutError(f"--min-valid must be a fraction between 0 and 1, got {self.min_valid}")
+        check_gsd(self.gsd)
 
 
 @dataclass
@@ -244,7 +250,7 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
         bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None, note)
         check_nodata(src, cfg.nodata, bands)
         rule = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, note)
-        gsd = check_gsd(cfg.gsd) or scene_gsd(src)
+        gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, note, str(cfg.scene))
         profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
         if src.crs is None:
@@ -267,8 +273,6 @@ def check_outputs(cfg: ClassifyConfig, summary_path: Path) -> None:
         check_output_file(Path(cfg.preview), cfg.overwrite, is_lut_preview, inputs, "preview")
         if Path(cfg.preview).resolve() in (Path(cfg.output).resolve(), summary_path.resolve()):
             raise LutError(f"--preview {cfg.preview} would overwrite the map or its summary")
-    if not 0.0 <= cfg.min_valid <= 1.0:
-        raise LutError(f"--min-valid must be a fraction between 0 and 1, got {cfg.min_valid}")
 
 
 def summary_path_of(output: Path) -> Path:
@@ -278,6 +282,7 @@ def summary_path_of(output: Path) -> Path:
 def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResult:
     output = Path(cfg.output)
     summary_path = summary_path_of(output)
+    cfg.check()
     check_outputs(cfg, summary_path)
     notes: list[str] = []
 

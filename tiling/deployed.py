@@ -58,7 +58,7 @@ def _gate_note(bundle: Bundle, variant: str) -> tuple[bool, str]:
     return gate.passed, f"{variant} {gate.measure} {gate.value:.3f} {verdict} {gate.goal:g} at export"
 
 
-def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, device: str, gpu: bool) -> tuple[str, Path, str]:
+def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tuple[str, Path, str]:
     """The variant to run and why. `--precision auto` never picks a variant whose export gate failed."""
     files = bundle.onnx or {"fp32": "model.onnx"}
     if precision not in PRECISIONS:
@@ -95,7 +95,7 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
     if device == "cuda" and not gpu:
         raise LutError("--device cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
                        "use --device cpu or auto")
-    precision, path, why = pick_file(onnx_dir, bundle, precision, device, gpu)
+    precision, path, why = pick_file(onnx_dir, bundle, precision, gpu)
     session = open_session(path, "cpu" if precision == "int8" else device, threads)
     classes = list(bundle.classes)
     outputs = session.get_outputs()[0].shape[-1]

@@ -8,7 +8,6 @@ metres: `size_px * gsd_m / scene_gsd` scene pixels, resized to the model's input
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,23 +18,6 @@ from lut.toolkit.errors import LutError
 GSD_TOLERANCE = 0.10
 #: enlarging scene windows by more than this factor invents detail the model never saw: refused
 MAX_UPSAMPLE = 4.0
-EARTH_METRES_PER_DEGREE = 111_320.0
-
-
-def scene_gsd(src) -> float | None:
-    """Metres per pixel: from a projected CRS in metres, approximated at the centre for geographic CRSs."""
-    crs = src.crs
-    if crs is None:
-        return None
-    a, e = abs(src.transform.a), abs(src.transform.e)
-    if crs.is_projected:
-        units = (crs.linear_units or "").lower()
-        factor = 1.0 if units in ("metre", "meter", "m") else (0.3048 if "foot" in units or "feet" in units else None)
-        return None if factor is None else math.sqrt(a * e) * factor
-    if crs.is_geographic:
-        lat = src.transform.f + src.transform.e * src.height / 2
-        return math.sqrt(a * EARTH_METRES_PER_DEGREE * math.cos(math.radians(lat)) * e * EARTH_METRES_PER_DEGREE)
-    return None
 
 
 @dataclass(frozen=True)
@@ -82,9 +64,3 @@ def plan_footprint(model_px: int, chip: ChipInfo | None, gsd: float | None, resa
     if abs(window / model_px - 1.0) <= GSD_TOLERANCE:
         return Footprint(model_px, model_px, gsd, chip_gsd, reason + f" (within {GSD_TOLERANCE:.0%}: not resampled)")
     return Footprint(window, model_px, gsd, chip_gsd, reason)
-
-
-def check_gsd(value: float | None, flag: str = "--gsd") -> float | None:
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise LutError(f"{flag} must be a positive number of metres per pixel, got {value}")
-    return value

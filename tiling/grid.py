@@ -49,11 +49,10 @@ class PatchGrid:
     def __post_init__(self) -> None:
         if self.stride < 1 or self.stride > self.patch:
             raise LutError(f"--stride {self.stride} must be between 1 and the window size {self.patch}")
-        short = min(self.height, self.width)
-        if short < max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION))):
+        least = max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION)))
+        if min(self.height, self.width) < least:
             raise LutError(f"the scene is {self.width} x {self.height} px, too small for {self.patch} px windows: "
-                           f"each side needs at least {max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION)))} px "
-                           "(smaller scenes would be mostly reflect padding)")
+                           f"each side needs at least {least} px (smaller scenes would be mostly reflect padding)")
 
     @cached_property
     def y_origins(self) -> np.ndarray:

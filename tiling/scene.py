@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import (FORCED_ENCODINGS, BandRule, Encoding, boa_offset, default_bands, default_rule,
-                                    encoding_for, invalid_pixels, percentile_rule)
+from lut.toolkit.radiometry import FORCED_ENCODINGS, BandRule, default_bands, default_rule, percentile_rule
+from lut.toolkit.raster import raster_encoding, valid_mask
 
 SCALES = ("auto", "bundle", "uint8", "reflectance", "fraction", "percentile")
 QUANTITY_NAMES = {"dn": "8-bit display values", "reflectance": "reflectance", "raw": "percentile-stretched values"}
@@ -60,32 +60,6 @@ def check_nodata(src, nodata: float | None, bands: tuple[int, ...]) -> None:
                            f"integers {info.min}..{info.max}")
 
 
-def effective_nodata(src, nodata: float | None) -> float | None:
-    return src.nodata if nodata is None else nodata
-
-
-def _masked_bands(src, bands: tuple[int, ...]) -> bool:
-    """Whether an internal mask or alpha band marks pixels invalid (nodata values are tested on values)."""
-    return any(flag.name in ("per_dataset", "alpha") for band in bands for flag in src.mask_flag_enums[band - 1])
-
-
-def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | None, window=None,
-               out_shape=None) -> np.ndarray:
-    """(H, W) True where a pixel may reach a model: not NaN/inf in any band (declared or not), not the
-    nodata value (`--nodata`, else the file's) in every band, and not masked by an internal mask or alpha
-    band. Values are tested on `data`, the pixels already read; only masks need GDAL's read_masks."""
-    invalid = invalid_pixels(data, effective_nodata(src, nodata))
-    if _masked_bands(src, bands):
-        from rasterio.enums import Resampling
-
-        kwargs = {"window": window} if window is not None else {}
-        if out_shape is not None:
-            kwargs.update(out_shape=out_shape, resampling=Resampling.nearest)
-        masks = src.read_masks(list(bands), **kwargs)
-        invalid |= np.any(masks == 0, axis=0)
-    return ~invalid
-
-
 def decimated_sample(src, bands: tuple[int, ...], nodata: float | None, max_side: int = 1024) -> np.ndarray:
     """Valid pixel values (C, N) from an overview-sized read: cheap, and enough for percentiles."""
     from rasterio.enums import Resampling
@@ -97,48 +71,49 @@ def decimated_sample(src, bands: tuple[int, ...], nodata: float | None, max_side
     return data[:, valid]
 
 
-def scene_encoding(src, bands: tuple[int, ...], nodata: float | None, offset_dn: float | None = None) -> Encoding:
-    """The decision table of `lut.toolkit.radiometry` applied to this raster and its metadata."""
-    dtype = np.dtype(src.dtypes[bands[0] - 1])
-    if offset_dn is None:
-        tags = dict(src.tags())
-        for b in bands:
-            tags.update(src.tags(b))
-        offset_dn = boa_offset(tags) or 0.0
-    scale = float(src.scales[bands[0] - 1] or 1.0)
-    offset = float(src.offsets[bands[0] - 1] or 0.0)
-    p99 = None
-    if dtype.kind == "f":
-        sample = decimated_sample(src, bands, nodata)
-        p99 = float(np.percentile(sample, 99)) if sample.size else None
-    return encoding_for(dtype, p99, offset_dn, scale, offset)
+def _named(quantity: str) -> str:
+    return QUANTITY_NAMES.get(quantity, quantity)
 
 
 def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule | None, nodata: float | None,
-                offset_dn: float | None = None, note: Callable[[str], None] = lambda m: None) -> BandRule:
+                offset_dn: float | None = None, note: Callable[[str], None] = lambda m: None,
+                sample: np.ndarray | None = None) -> BandRule:
     """The scaling that makes this scene look like the training patches: the bundle's physical window
-    through the scene's own encoding whenever both are the same quantity."""
+    through the scene's own encoding whenever both are the same quantity. `sample`: valid pixel values
+    (C, N) when the caller already has them (the overview is read at most once either way)."""
     if scale not in SCALES:
         raise LutError(f"--scale must be one of {', '.join(SCALES)}")
+    samples: list[np.ndarray] = [] if sample is None else [sample]
+
+    def valid_sample() -> np.ndarray:
+        if not samples:
+            samples.append(decimated_sample(src, bands, nodata))
+        return samples[0]
+
+    def stretch() -> BandRule:
+        return percentile_rule(valid_sample().astype(np.float64), bands)
+
     if scale == "percentile":
-        return percentile_rule(decimated_sample(src, bands, nodata).astype(np.float64), bands)
-    encoding = FORCED_ENCODINGS.get(scale) or scene_encoding(src, bands, nodata, offset_dn)
+        return stretch()
+    encoding = FORCED_ENCODINGS.get(scale)
+    if encoding is None:
+        floats = np.dtype(src.dtypes[bands[0] - 1]).kind == "f"
+        p99 = float(np.percentile(valid_sample(), 99)) if floats and valid_sample().size else None
+        encoding = raster_encoding(src, bands, p99, offset_dn)
     if encoding.quantity == "unknown":
         if scale == "bundle":
             raise LutError(f"cannot tell how {src.name} encodes its values ({encoding.description}), so the "
                            "bundle's rule cannot be applied: pass --scale uint8|reflectance|fraction|percentile")
         note(f"{src.name}: {encoding.description}; using a 2-98 percentile stretch (pass --scale to choose)")
-        return percentile_rule(decimated_sample(src, bands, nodata).astype(np.float64), bands)
+        return stretch()
     if bundle_rule is not None and bundle_rule.quantity == encoding.quantity:
         return bundle_rule.with_encoding(bands, encoding)
     if bundle_rule is not None:
+        mismatch = (f"{src.name} holds {_named(encoding.quantity)} but the bundle was trained on "
+                    f"{_named(bundle_rule.quantity)}")
         if scale == "bundle":
-            raise LutError(f"{src.name} holds {QUANTITY_NAMES.get(encoding.quantity, encoding.quantity)} but the "
-                           f"bundle was trained on {QUANTITY_NAMES.get(bundle_rule.quantity, bundle_rule.quantity)}: "
-                           "its rule cannot be applied; drop --scale bundle")
-        note(f"{src.name} holds {QUANTITY_NAMES.get(encoding.quantity, encoding.quantity)} but the bundle was "
-             f"trained on {QUANTITY_NAMES.get(bundle_rule.quantity, bundle_rule.quantity)}; scaling the scene by its "
-             "own default rule")
+            raise LutError(f"{mismatch}: its rule cannot be applied; drop --scale bundle")
+        note(f"{mismatch}; scaling the scene by its own default rule")
     return default_rule(encoding, bands)
 
 

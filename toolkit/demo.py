@@ -10,7 +10,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .errors import LutError
-from .ownership import MAP_TAG, check_output_file
+from .ownership import MAP_TAG, check_output_file, raster_tags
 
 from .synthetic import CLASSES, render
 
@@ -100,13 +100,7 @@ DEMO_FORMAT = "lut-demo/1"
 
 
 def is_demo_raster(path: Path) -> bool:
-    import rasterio
-
-    try:
-        with rasterio.open(path) as src:
-            return src.tags().get(MAP_TAG) == DEMO_FORMAT
-    except Exception:  # noqa: BLE001 - not a raster lut's demo wrote
-        return False
+    return raster_tags(path).get(MAP_TAG) == DEMO_FORMAT
 
 
 def map_accuracy(landuse: Path, truth: Path) -> float:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_directory, atomic_file
 from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, require_safetensors, vit_config
-from .errors import Interrupted, LutError
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 from .bundle import Bundle
 from .ownership import check_not_input, check_output_dir
 from .store import DEFAULT_STORE
@@ -360,11 +360,11 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     try:
         _run_epochs(cfg, state, pool, make_transform(cfg, local_size, mean, std), device, bf16, monitor, work)
     except KeyboardInterrupt as exc:
-        code = getattr(exc, "exit_code", 130)
+        code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
         done = f" of epoch {state.history[-1]['epoch']}" if state.history else ""
         kept = (f"the checkpoint{done} in {work} was kept: rerun with --resume to continue"
                 if (work / CHECKPOINT).is_file() else "no epoch had finished, so nothing was kept")
-        raise Interrupted(f"{'terminated' if code == 143 else 'interrupted'}; {kept}", code) from None
+        raise Interrupted(f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'}; {kept}", code) from None
     history = state.history
     with atomic_directory(target, cfg.overwrite) as tmp:
         state.teacher.backbone.to("cpu").save_pretrained(tmp, safe_serialization=True)

@@ -17,6 +17,7 @@ from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_tra
 from .errors import LutError
 from .evaluation import classification_metrics
 from .ownership import check_output_dir
+from .raster import check_gsd
 from .report import format_metrics, markdown_report, plot_confusion
 from .store import DEFAULT_STORE, set_latest
 from .strategies import StrategyConfig, make_plan
@@ -42,8 +43,7 @@ class FinetuneConfig:
     def check(self) -> None:
         if self.image_size is not None and self.image_size <= 0:
             raise LutError(f"--image-size must be a positive multiple of the patch size, got {self.image_size}")
-        if self.gsd is not None and not self.gsd > 0:
-            raise LutError(f"--gsd must be a positive number of metres per pixel, got {self.gsd}")
+        check_gsd(self.gsd)
 
 
 @dataclass

@@ -8,17 +8,17 @@ file, instead of after the last epoch. Each GeoTIFF chip is scaled through its o
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import LutError
-from .radiometry import BandRule, Encoding, boa_offset, default_bands, default_rule, encoding_for, invalid_pixels
+from .radiometry import BandRule, Encoding, default_bands, default_rule
+from .raster import raster_encoding, raster_gsd, valid_mask
 from .resample import resize_chw
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -85,13 +85,10 @@ class RasterChip:
     gsd_m: float | None
 
 
-def _chip_gsd(src) -> float | None:
-    if src.crs is None or not src.crs.is_projected or (src.crs.linear_units or "").lower() not in ("metre", "meter"):
-        return None
-    return math.sqrt(abs(src.transform.a * src.transform.e))
-
-
-def read_raster_chip(path: Path, bands: tuple[int, ...] | None, offset_dn: float | None = None) -> RasterChip:
+def read_raster_chip(path: Path, bands: tuple[int, ...] | None, offset_dn: float | None = None,
+                     encoding: Encoding | None = None) -> RasterChip:
+    """A chip's bands, validity and encoding; pass `encoding` when it is known (the survey found it), so
+    loading a chip for training does no percentile work."""
     import rasterio
 
     with warnings.catch_warnings():
@@ -99,25 +96,21 @@ def read_raster_chip(path: Path, bands: tuple[int, ...] | None, offset_dn: float
         with rasterio.open(path) as src:
             chosen = default_bands(src.count, bands, str(path))
             raw = src.read(list(chosen))
-            invalid = invalid_pixels(raw, src.nodata)
-            if any(f.name in ("per_dataset", "alpha") for b in chosen for f in src.mask_flag_enums[b - 1]):
-                invalid |= np.any(src.read_masks(list(chosen)) == 0, axis=0)
-            tags = dict(src.tags())
-            if offset_dn is None:
-                offset_dn = boa_offset(tags) or 0.0
-            valid_values = raw[:, ~invalid]
-            p99 = float(np.percentile(valid_values, 99)) if valid_values.size else None
-            encoding = encoding_for(raw.dtype, p99, offset_dn, float(src.scales[chosen[0] - 1] or 1.0),
-                                    float(src.offsets[chosen[0] - 1] or 0.0))
-            return RasterChip(raw, ~invalid, chosen, encoding, _chip_gsd(src))
+            valid = valid_mask(src, raw, chosen)
+            if encoding is None:
+                values = raw[:, valid] if raw.dtype.kind == "f" else None
+                p99 = float(np.percentile(values, 99)) if values is not None and values.size else None
+                encoding = raster_encoding(src, chosen, p99, offset_dn)
+            return RasterChip(raw, valid, chosen, encoding, raster_gsd(src))
 
 
 def load_image_file(path: Path, image_size: int, bands: tuple[int, ...] | None = None,
-                    rule: BandRule | None = None, offset_dn: float | None = None) -> np.ndarray:
+                    rule: BandRule | None = None, offset_dn: float | None = None,
+                    encoding: Encoding | None = None) -> np.ndarray:
     """Any supported image as (3, S, S) float32 in [0, 1]; invalid chip pixels are filled, never kept."""
     try:
         if path.suffix.lower() in RASTER_SUFFIXES:
-            chip = read_raster_chip(path, bands, offset_dn)
+            chip = read_raster_chip(path, bands, offset_dn, encoding)
             if not chip.valid.any():
                 raise LutError(f"{path} holds no valid pixels (all nodata, NaN or masked): remove it")
             base = rule or default_rule(chip.encoding, chip.bands)
@@ -150,6 +143,7 @@ class ChipSurvey:
     bands: tuple[int, ...]
     size_px: int
     gsd_m: float | None
+    chip_encodings: dict[Path, Encoding]  # per GeoTIFF chip, so training loads need not work them out again
 
 
 def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | None, decode: bool) -> ChipSurvey:
@@ -159,6 +153,7 @@ def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | 
     sizes: Counter = Counter()
     gsds: list[float] = []
     first: tuple[Encoding, tuple[int, ...]] | None = None
+    chip_encodings: dict[Path, Encoding] = {}
     for f in files:
         try:
             if f.suffix.lower() in RASTER_SUFFIXES:
@@ -169,6 +164,7 @@ def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | 
                     raise LutError(f"cannot tell how {f} encodes its values ({chip.encoding.description}); "
                                    "convert it to uint8, uint16/int16 reflectance or float reflectance 0..1")
                 encoding, chosen, shape = chip.encoding, chip.bands, chip.raw.shape[1:]
+                chip_encodings[f] = encoding
                 if chip.gsd_m:
                     gsds.append(chip.gsd_m)
             else:
@@ -179,9 +175,7 @@ def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | 
                 encoding, chosen = PHOTO_ENCODING, (1, 2, 3)
         except LutError:
             raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise LutError(f"cannot read image {f} (damaged or unsupported): {str(exc).splitlines()[0]}") from None
-        except Exception as exc:  # noqa: BLE001 - rasterio's own errors
+        except Exception as exc:  # noqa: BLE001 - PIL, GDAL and numpy each raise their own types
             raise LutError(f"cannot read image {f} (damaged or unsupported): {str(exc).splitlines()[0]}") from None
         quantities.setdefault(encoding.quantity, f)
         first = first or (encoding, chosen)
@@ -191,7 +185,8 @@ def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | 
         raise LutError(f"the images mix physical quantities: {listing}; lut scales every image by one rule: "
                        "train on one kind, or convert them")
     assert first is not None
-    return ChipSurvey(first[0], first[1], sizes.most_common(1)[0][0], float(np.median(gsds)) if gsds else None)
+    return ChipSurvey(first[0], first[1], sizes.most_common(1)[0][0], float(np.median(gsds)) if gsds else None,
+                      chip_encodings)
 
 
 class ImageFolderSource:
@@ -218,7 +213,9 @@ class ImageFolderSource:
 
     def load(self, index: int) -> np.ndarray:
         """(3, S, S) float32 in [0, 1]."""
-        return load_image_file(self.files[index], self.image_size, self.bands, self.rule, self.offset_dn)
+        path = self.files[index]
+        return load_image_file(path, self.image_size, self.bands, self.rule, self.offset_dn,
+                               self.survey.chip_encodings.get(path))
 
     def describe(self) -> dict:
         return {"kind": "folder", "path": str(self.root.resolve()), "images": len(self.files)}

@@ -74,7 +74,8 @@ def check_output_dir(target: Path, overwrite: bool, kinds: tuple[str, ...], inpu
     check_writable_dir(target.parent, create=True)
 
 
-def is_lut_map(path: Path) -> bool:
+def raster_tags(path: Path) -> dict:
+    """The GeoTIFF's dataset tags; {} for anything GDAL cannot open (which is not lut's then)."""
     import warnings
 
     import rasterio
@@ -83,12 +84,16 @@ def is_lut_map(path: Path) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(path) as src:
-                tags = src.tags()
-                # lut before the format tag wrote exactly these two tags on every map
-                legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
-                return tags.get(MAP_TAG) == MAP_FORMAT or legacy
-    except Exception:  # noqa: BLE001 - anything GDAL cannot open is not lut's map
-        return False
+                return dict(src.tags())
+    except Exception:  # noqa: BLE001 - GDAL raises a zoo of types for what is not a raster
+        return {}
+
+
+def is_lut_map(path: Path) -> bool:
+    tags = raster_tags(path)
+    # lut before the format tag wrote exactly these two tags on every map
+    legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
+    return tags.get(MAP_TAG) == MAP_FORMAT or legacy
 
 
 def is_lut_summary(path: Path) -> bool:

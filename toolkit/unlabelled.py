@@ -18,6 +18,7 @@ from .datasets import stratified_split
 from .errors import LutError
 from .imagefolder import PHOTO_SUFFIXES, find_images, load_image_file, scan_folder
 from .radiometry import BandRule, default_bands, parse_bands
+from .raster import valid_mask
 from .resample import resize_chw
 
 RASTER_SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2"}
@@ -106,9 +107,10 @@ def _scene(spec: SourceSpec, default: tuple[int, ...] | None, pool: Pool) -> Non
 
     with open_raster(spec.path) as src:
         bands = scene_bands(src, spec.bands or default, None, note=lambda m: warnings.warn(m, stacklevel=2))
-        if decimated_sample(src, bands, None).size == 0:
+        sample = decimated_sample(src, bands, None)
+        if sample.size == 0:
             raise LutError(f"{spec.path} holds no valid pixels (all nodata, NaN or masked): drop it from --data")
-        rule = choose_rule(src, bands, "auto", None, None)
+        rule = choose_rule(src, bands, "auto", None, None, sample=sample)
         pool.scenes.append(SceneSource(spec.path, bands, rule, src.width, src.height))
     pool.described.append({"kind": "scene", "path": str(spec.path.resolve()), "bands": list(bands),
                            "scaling": rule.description})
@@ -176,7 +178,7 @@ def usable_window(data: np.ndarray, valid: np.ndarray) -> bool:
 
 def epoch_items(pool: Pool, windows_per_scene: int, image_size: int, seed: int, epoch: int) -> list[Item]:
     """The files plus fresh random scene windows with mostly valid, non-blank pixels, drawn from (seed, epoch)."""
-    from lut.tiling.scene import open_raster, read_window, valid_mask
+    from lut.tiling.scene import open_raster, read_window
     from rasterio.windows import Window
 
     items = [Item(path=f) for f in pool.files]
@@ -205,7 +207,7 @@ def load_item(pool: Pool, item: Item, image_size: int) -> np.ndarray:
     """(3, S, S) float32 in [0, 1]; invalid pixels are filled, never passed on as values."""
     if item.path is not None:
         return load_image_file(item.path, image_size, pool.file_bands.get(item.path))
-    from lut.tiling.scene import open_raster, read_window, valid_mask
+    from lut.tiling.scene import open_raster, read_window
     from rasterio.windows import Window
 
     scene = pool.scenes[item.scene]

@@ -67,13 +67,19 @@ def _chip(path, data, **profile):
         dst.write(data)
 
 
-def test_uint16_and_float_reflectance_chips_share_one_physical_rule(tmp_path):
-    root = tmp_path / "d"
-    rng = np.random.default_rng(0)
-    for c in ("crop", "water"):
+def chip_folder(root, classes, draw):
+    """DIR/<class>/{0,1,2}.tif, each chip from draw()."""
+    for c in classes:
         (root / c).mkdir(parents=True)
         for i in range(3):
-            _chip(root / c / f"{i}.tif", rng.integers(0, 3000, (4, 16, 16)).astype(np.uint16))
+            _chip(root / c / f"{i}.tif", draw())
+    return root
+
+
+def test_uint16_and_float_reflectance_chips_share_one_physical_rule(tmp_path):
+    rng = np.random.default_rng(0)
+    root = chip_folder(tmp_path / "d", ("crop", "water"),
+                       lambda: rng.integers(0, 3000, (4, 16, 16)).astype(np.uint16))
     chip = np.zeros((4, 16, 16), np.uint16)
     chip[2] = 3000  # band 3 at the stretch maximum (reflectance 0.3)
     _chip(root / "water" / "u16.tif", chip)
@@ -96,12 +102,8 @@ def test_photos_mixed_with_reflectance_chips_are_refused(tmp_path):
 
 
 def test_chip_with_nan_pixels_is_filled_and_an_all_invalid_chip_is_refused(tmp_path):
-    root = tmp_path / "d"
     rng = np.random.default_rng(1)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(3):
-            _chip(root / c / f"{i}.tif", rng.uniform(0.01, 0.2, (3, 16, 16)).astype(np.float32))
+    root = chip_folder(tmp_path / "d", ("a", "b"), lambda: rng.uniform(0.01, 0.2, (3, 16, 16)).astype(np.float32))
     nan_corner = rng.uniform(0.01, 0.2, (3, 16, 16)).astype(np.float32)
     nan_corner[:, :6, :6] = np.nan
     _chip(root / "a" / "nan.tif", nan_corner)
