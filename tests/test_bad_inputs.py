@@ -285,35 +285,35 @@ def pretrain_one_band_scene(c: Ctx):
     return Case(pretrain_args(c, scene), 1, "--bands 1,1,1", keep=[scene])
 
 
-@case
-def pretrain_interrupt_keeps_the_checkpoint(c: Ctx):
-    data = c.photos(n=8)
+def in_second_epoch(c: Ctx, action) -> None:
+    """Run `action` as pretraining's second epoch starts (after one checkpoint was written)."""
     from lut.toolkit import dino
 
     real = dino.train_epoch
 
-    def interrupted(cfg, state, *a, **k):
+    def patched(cfg, state, *a, **k):
         if state.epoch == 1:
-            raise KeyboardInterrupt
+            action()
         return real(cfg, state, *a, **k)
 
-    c.fixture("monkeypatch").setattr(dino, "train_epoch", interrupted)
+    c.fixture("monkeypatch").setattr(dino, "train_epoch", patched)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+@case
+def pretrain_interrupt_keeps_the_checkpoint(c: Ctx):
+    data = c.photos(n=8)
+    in_second_epoch(c, _ctrl_c)
     return Case(pretrain_args(c, data), 130, "--resume", keep=[data], absent=[c.tmp / "dino"], progress=True)
 
 
 @case
 def pretrain_sigterm_is_handled_like_ctrl_c(c: Ctx):
     data = c.photos(n=8)
-    from lut.toolkit import dino
-
-    real = dino.train_epoch
-
-    def terminated(cfg, state, *a, **k):
-        if state.epoch == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(cfg, state, *a, **k)
-
-    c.fixture("monkeypatch").setattr(dino, "train_epoch", terminated)
+    in_second_epoch(c, lambda: os.kill(os.getpid(), signal.SIGTERM))
     return Case(pretrain_args(c, data), 143, "terminated; the checkpoint of epoch 1", keep=[data],
                 absent=[c.tmp / "dino"], progress=True)
 
