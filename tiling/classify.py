@@ -21,18 +21,20 @@ from tqdm.auto import tqdm
 
 from lut.toolkit.atomic import atomic_files
 from lut.toolkit.errors import LutError
+from lut.toolkit.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
-from lut.toolkit.raster import check_gsd, raster_gsd
+from lut.toolkit.raster import check_gsd, is_metric, pixel_area, raster_gsd
 from lut.toolkit.resample import resize_chw
 from lut.toolkit.store import DEFAULT_STORE
+from lut.toolkit.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
 from .deployed import DeployedModel, load_deployed
 from .footprint import Footprint, plan_footprint
 from .grid import PatchGrid
 from .scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
 from .summary import area_summary, format_summary, write_preview
-from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, class_colours, to_cog
+from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, map_legend, to_cog
 
 
 #: a window with less than this fraction of valid pixels is written as nodata: with fewer, the filled
@@ -59,6 +61,8 @@ class ClassifyConfig:
     confidence: bool = False
     cog: bool = False
     preview: Path | None = None
+    vector: Path | None = None
+    vector_min_area: float | None = None  # hectares
     overwrite: bool = False
     progress: bool = True
     prefetch: int = 4
@@ -69,6 +73,10 @@ class ClassifyConfig:
         if not 0.0 <= self.min_valid <= 1.0:
             raise LutError(f"--min-valid must be a fraction between 0 and 1, got {self.min_valid}")
         check_gsd(self.gsd)
+        if self.vector_min_area is not None and self.vector is None:
+            raise LutError("--vector-min-area applies to --vector polygons: add --vector FILE.gpkg")
+        if self.vector is not None:
+            VectorizeConfig(self.scene, self.vector, self.vector_min_area).check()
 
 
 @dataclass
@@ -264,15 +272,43 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
     return ScenePlan(bands, rule, footprint, grid, profile)
 
 
-def check_outputs(cfg: ClassifyConfig, summary_path: Path) -> None:
-    """Every output is new, or lut's own under --overwrite; none is an input. Checked before any work."""
+@dataclass
+class MapOutputs:
+    """A map and the sidecars that change with it: summary, GDAL/QGIS legend, and optional preview and
+    polygons."""
+
+    map: Path
+    summary: Path
+    aux: Path
+    qml: Path
+    preview: Path | None = None
+    vector: Path | None = None
+
+    @classmethod
+    def of(cls, cfg: ClassifyConfig) -> MapOutputs:
+        output = Path(cfg.output)
+        aux, qml = sidecars(output)
+        optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector)]
+        return cls(output, summary_path_of(output), aux, qml, *optional)
+
+    def named(self) -> dict[str, Path]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+_OWNED = {"map": is_lut_map, "summary": is_lut_summary, "aux": is_lut_legend, "qml": is_lut_legend,
+          "preview": is_lut_preview, "vector": is_lut_vector}
+
+
+def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs) -> None:
+    """Every output is new, or lut's own under --overwrite; none is an input or another output. Checked
+    before any work."""
     inputs = [cfg.scene, cfg.model]
-    check_output_file(Path(cfg.output), cfg.overwrite, is_lut_map, inputs, "map")
-    check_output_file(summary_path, cfg.overwrite, is_lut_summary, inputs, "summary")
-    if cfg.preview is not None:
-        check_output_file(Path(cfg.preview), cfg.overwrite, is_lut_preview, inputs, "preview")
-        if Path(cfg.preview).resolve() in (Path(cfg.output).resolve(), summary_path.resolve()):
-            raise LutError(f"--preview {cfg.preview} would overwrite the map or its summary")
+    seen: dict[Path, str] = {}
+    for name, path in outputs.named().items():
+        check_output_file(path, cfg.overwrite, _OWNED[name], inputs, name)
+        if path.resolve() in seen:
+            raise LutError(f"--{name} {path} would overwrite the {seen[path.resolve()]}")
+        seen[path.resolve()] = name
 
 
 def summary_path_of(output: Path) -> Path:
@@ -280,10 +316,9 @@ def summary_path_of(output: Path) -> Path:
 
 
 def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResult:
-    output = Path(cfg.output)
-    summary_path = summary_path_of(output)
     cfg.check()
-    check_outputs(cfg, summary_path)
+    outputs = MapOutputs.of(cfg)
+    check_outputs(cfg, outputs)
     notes: list[str] = []
 
     def note(message: str) -> None:
@@ -292,24 +327,36 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResul
 
     model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
     plan = plan_scene(cfg, model, note)
-    targets = [output, summary_path] + ([Path(cfg.preview)] if cfg.preview is not None else [])
-    with atomic_files(targets, cfg.overwrite) as temps:
-        run = _run(cfg, model, plan, temps[0])
+    vector_cfg = VectorizeConfig(cfg.scene, outputs.vector, cfg.vector_min_area)
+    if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
+        sieve_size(vector_cfg, pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]), str(cfg.scene))
+    named = outputs.named()
+    with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
+        temps = dict(zip(named, temp_list))
+        run = _run(cfg, model, plan, temps["map"])
         if run.patches == 0:
             note(f"{cfg.scene} holds no valid pixels; the map is all nodata")
         summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
                                run.nodata_pixels)
-        summary.update(format=SUMMARY_FORMAT, scene=str(Path(cfg.scene).resolve()), map=str(output.resolve()),
+        summary.update(format=SUMMARY_FORMAT, scene=str(Path(cfg.scene).resolve()), map=str(outputs.map.resolve()),
                        model=str(model.path), precision=model.precision, precision_reason=model.why,
                        device=model.device, window=plan.footprint.to_dict(), stride=plan.grid.stride,
                        bands=list(plan.bands), scaling=plan.rule.to_dict(), min_valid=cfg.min_valid,
                        patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
                        seconds=run.seconds, warnings=notes)
-        temps[1].write_text(json.dumps(summary, indent=2))
+        write_legend(map_legend(model.classes, run.counts, summary["pixel_area_m2"], cfg.confidence),
+                     temps["aux"], temps["qml"])
         if cfg.preview is not None:
-            write_preview(temps[0], temps[2], model.classes, class_colours(model.classes))
-    return ClassifyResult(output, summary_path, summary, run.patches, run.skipped, run.seconds, str(model.path),
-                          model.precision, model.device, plan.rule.to_dict(), notes, run.low_valid, model.why)
+            write_preview(temps["map"], temps["preview"], model.classes, class_colours(model.classes))
+        if cfg.vector is not None:
+            temps["vector"].unlink()  # OGR creates the GeoPackage itself
+            polygons = write_polygons(temps["map"], temps["vector"], vector_cfg, final=outputs.vector)
+            summary["vector"] = {"path": str(outputs.vector.resolve()), "polygons": polygons.polygons,
+                                 "sieve_pixels": polygons.sieve_pixels, "sieved_pixels": polygons.sieved_pixels}
+        temps["summary"].write_text(json.dumps(summary, indent=2))
+    return ClassifyResult(outputs.map, outputs.summary, summary, run.patches, run.skipped, run.seconds,
+                          str(model.path), model.precision, model.device, plan.rule.to_dict(), notes, run.low_valid,
+                          model.why)
 
 
 @dataclass

@@ -7,19 +7,20 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.ownership import PREVIEW_SOFTWARE
+from lut.toolkit.raster import is_metric, pixel_area
 
 
 def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
     """Pixels, km^2 (for projected CRSs in metres) and percent of the mapped area, per class."""
-    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
-    metric = crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")
+    area = pixel_area(transform)
+    metric = is_metric(crs)
     total = int(counts.sum())
     rows = {}
     for name, n in zip(classes, counts.tolist()):
-        rows[name] = {"pixels": int(n), "km2": (n * pixel_area / 1e6) if metric else None,
+        rows[name] = {"pixels": int(n), "km2": (n * area / 1e6) if metric else None,
                       "percent": 100.0 * n / total if total else 0.0}
     return {"classes": rows, "mapped_pixels": total, "nodata_pixels": int(nodata_pixels),
-            "pixel_area_m2": pixel_area if metric else None, "crs": crs.to_string() if crs else None}
+            "pixel_area_m2": area if metric else None, "crs": crs.to_string() if crs else None}
 
 
 def format_summary(summary: dict) -> str:

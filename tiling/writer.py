@@ -1,52 +1,25 @@
-"""The land-use GeoTIFF: uint8 classes with 255 = nodata, colour table, class names, tiled and compressed."""
+"""The land-use GeoTIFF: uint8 classes with 255 = nodata, colour table, class names, tiled and compressed.
+
+Band 1 is a palette band; the optional band 2 (confidence) is a plain data band, never alpha: "unspecified"
+in the TIFF, "Gray" in the `.aux.xml` lut writes beside the map with the category names and attribute
+table (`map_legend`). GDAL's own PAM is switched off while writing, or it would leave a sidecar named
+after the temporary file."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
 import numpy as np
+from rasterio.enums import ColorInterp
 
+from lut.toolkit.legend import Category, Legend, class_colours
 from lut.toolkit.ownership import MAP_FORMAT, MAP_TAG
-from lut.toolkit.synthetic import CLASS_COLOURS
 
 NODATA = 255
 #: the confidence band's nodata: 0 is a valid percentage, so nodata is 255 like the class band's
 CONFIDENCE_NODATA = 255
-
-
-#: name fragments that mean one of the land-use colours (checked in this order)
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "water": ("water", "river", "lake", "sea", "ocean", "pond"),
-    "wetland": ("wetland", "marsh", "swamp", "mangrove"),
-    "forest": ("forest", "tree", "wood"),
-    "cropland": ("crop", "field", "farm", "agri"),
-    "barren": ("barren", "bare", "desert", "sand", "rock"),
-    "urban": ("urban", "resident", "city", "build", "industr"),
-}
-GRASS = (150, 205, 90)
-
-
-def class_colours(classes: list[str]) -> dict[int, tuple[int, int, int, int]]:
-    """Land-use names (and synonyms) get their conventional colour, each colour used once; other classes
-    get distinct tab20 colours."""
-    import matplotlib
-
-    tab = matplotlib.colormaps["tab20"]
-    table, used = {}, set()
-    for i, name in enumerate(classes):
-        lower = name.lower()
-        rgb = next((CLASS_COLOURS[k] for k, words in SYNONYMS.items() if any(w in lower for w in words)), None)
-        if rgb is None and any(w in lower for w in ("grass", "meadow", "pasture")):
-            rgb = GRASS
-        if rgb is None or rgb in used:
-            candidates = [tuple(int(255 * v) for v in tab(j % 20)[:3]) for j in range(i, i + 20)]
-            rgb = max(candidates, key=lambda c: min((sum((a - b) ** 2 for a, b in zip(c, u)) for u in used),
-                                                    default=0))
-        used.add(rgb)
-        table[i] = (*rgb, 255)
-    table[NODATA] = (0, 0, 0, 0)
-    return table
 
 
 class ClassMapWriter:
@@ -63,10 +36,18 @@ class ClassMapWriter:
         }
         self.classes = classes
         self.confidence = confidence
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
-            self.dst = rasterio.open(path, "w", **profile)
+        self.stack = contextlib.ExitStack()
+        try:
+            self.stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
+                self.dst = self.stack.enter_context(rasterio.open(path, "w", **profile))
+        except BaseException:
+            self.stack.close()
+            raise
         self.dst.write_colormap(1, class_colours(classes))
+        if confidence:
+            self.dst.colorinterp = [ColorInterp.palette, ColorInterp.gray]
         self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA), **{MAP_TAG: MAP_FORMAT},
                              **{f"class_{i}": name for i, name in enumerate(classes)})
         self.dst.set_band_description(1, "land-use class")
@@ -86,12 +67,44 @@ class ClassMapWriter:
         self.counts += np.bincount(valid, minlength=len(self.classes))[: len(self.classes)]
 
     def close(self) -> None:
-        self.dst.close()
+        self.stack.close()
+
+
+def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | None, confidence: bool) -> Legend:
+    colours = class_colours(classes)
+    categories = [Category(i, name, colours[i], int(n), None if pixel_area_m2 is None else n * pixel_area_m2 / 1e6)
+                  for i, (name, n) in enumerate(zip(classes, counts.tolist()))]
+    notes = {2: f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)"} if confidence else {}
+    return Legend(categories, NODATA, notes)
+
+
+def overview_factors(width: int, height: int, block: int = 256) -> list[int]:
+    """Halvings until the coarsest overview fits in one block, as GDAL's COG driver makes them."""
+    factors, f = [], 2
+    while max(width, height) / (f // 2) > block:
+        factors.append(f)
+        f *= 2
+    return factors
 
 
 def to_cog(gtiff: Path, target: Path) -> None:
-    """Rewrite as a Cloud Optimized GeoTIFF (internal overviews by nearest neighbour: classes stay classes)."""
-    import rasterio.shutil
+    """Rewrite as a Cloud Optimized GeoTIFF: tiled, internal overviews by nearest neighbour (classes stay
+    classes, never averaged into other classes), overviews after the header and before the data.
 
-    rasterio.shutil.copy(gtiff, target, driver="COG", compress="DEFLATE", overview_resampling="NEAREST",
-                         blocksize=256)
+    GDAL's COG driver (3.10) marks a palette band's second band as alpha in the TIFF itself, so the
+    confidence band would draw as transparency; its documented equivalent, GTiff with
+    COPY_SRC_OVERVIEWS=YES, keeps it a plain band: PHOTOMETRIC=MINISBLACK with the colour table, which
+    GDAL (and so QGIS) still reads as a palette band."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with rasterio.open(gtiff, "r+") as src:
+            factors = overview_factors(src.width, src.height)
+            if factors:
+                src.build_overviews(factors, Resampling.nearest)
+            two_bands = src.count == 2
+        rasterio.shutil.copy(gtiff, target, driver="GTiff", tiled=True, blockxsize=256, blockysize=256,
+                             compress="DEFLATE", copy_src_overviews=True,
+                             **({"photometric": "MINISBLACK"} if two_bands else {}))

@@ -226,10 +226,14 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
 @click.option("--confidence", is_flag=True, help="Add a band with the winning probability (0-100).")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
 @click.option("--preview", default=None, type=click.Path(path_type=Path), help="Also write a PNG quick-look.")
-@click.option("--overwrite", is_flag=True, help="Replace a map (with its summary and preview) that lut wrote.")
+@click.option("--vector", default=None, type=click.Path(path_type=Path),
+              help="Also write the map's polygons to this GeoPackage (class name and km² per polygon).")
+@click.option("--vector-min-area", default=None, type=float,
+              help="Sieve --vector polygons smaller than this many hectares into their largest neighbour.")
+@click.option("--overwrite", is_flag=True, help="Replace a map (with its summary, legend and preview) that lut wrote.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def classify(scene, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, confidence, cog, preview, overwrite, quiet):
+             no_resample, batch_size, confidence, cog, preview, vector, vector_min_area, overwrite, quiet):
     """Classify a GeoTIFF SCENE into a georeferenced land-use map."""
     from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
     from .radiometry import parse_bands
@@ -238,12 +242,82 @@ def classify(scene, output, model, precision, device, stride, bands, scale, refl
         scene=scene, output=output, model=model, precision=precision, device=device, stride=stride,
         bands=parse_bands(bands), scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
         min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
-        cog=cog, preview=preview, overwrite=overwrite, progress=show_progress(quiet)))
+        cog=cog, preview=preview, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
+        progress=show_progress(quiet)))
     click.echo(format_summary(result.summary))
     click.echo(f"{result.patches} patches ({result.skipped} all-nodata and {result.low_valid} below --min-valid "
                f"skipped) in {result.seconds:.1f} s, {result.patches_per_second:.1f} patches/s, {result.precision} on "
                f"{result.device} ({result.why})")
-    click.echo(f"map: {result.output}\nsummary: {result.summary_path}" + (f"\npreview: {preview}" if preview else ""))
+    click.echo(f"map: {result.output}\nsummary: {result.summary_path}" + (f"\npreview: {preview}" if preview else "")
+               + (f"\nvector: {vector} ({result.summary['vector']['polygons']:,} polygons)" if vector else ""))
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@lut.command()
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Change GeoTIFF; NAME.json, NAME.matrix.csv, NAME.classes.csv and NAME.md go beside it.")
+@click.option("--min-confidence", default=None, type=click.FloatRange(0, 100),
+              help="Count a change as unchanged where either map's confidence band is below this percent.")
+@click.option("--preview", default=None, type=click.Path(path_type=Path),
+              help="Also write a PNG: before, after and change side by side, with gains and losses.")
+@click.option("--model", default=None, type=click.Path(path_type=Path),
+              help="BEFORE and AFTER are scenes: classify both with this bundle first (maps kept beside the output).")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "int8", "fp16"]),
+              help="With --model: as for classify.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="With --model: as for classify.")
+@click.option("--bands", default=None, help="With --model: the scenes' bands, as for classify.")
+@click.option("--overwrite", is_flag=True, help="Replace a change raster (and its sidecars) that lut wrote.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def change(before, after, output, min_confidence, preview, model, precision, device, bands, overwrite, quiet):
+    """Compare two land-use maps (or, with --model, two scenes): change raster and from-to matrix."""
+    from .change import ChangeConfig, compute_change
+    from .radiometry import parse_bands
+
+    cfg = ChangeConfig(before, after, output, min_confidence, preview, overwrite)
+    if model is None:
+        if bands is not None or precision != "auto" or device != "auto":
+            raise click.UsageError("--bands, --precision and --device apply only with --model (to classify scenes)")
+        result = compute_change(cfg, warn=_warn)
+    else:
+        from lut.tiling.change_scenes import change_scenes
+        from lut.tiling.classify import ClassifyConfig
+
+        template = ClassifyConfig(scene=before, output=output, model=model, precision=precision, device=device,
+                                  bands=parse_bands(bands), progress=show_progress(quiet))
+        result = change_scenes(cfg, template, say=_warn).change
+    click.echo(result.transitions.markdown(f"{result.outputs.raster.name}"), nl=False)
+    click.echo("\n".join(f"{k}: {v}" for k, v in result.outputs.named().items()))
+
+
+@lut.command()
+@click.argument("map_path", metavar="MAP", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="GeoPackage to write.")
+@click.option("--min-area", default=None, type=float,
+              help="Minimum mapping unit in hectares: smaller regions are sieved into their largest neighbour.")
+@click.option("--min-pixels", default=None, type=click.IntRange(2), help="The same in pixels (any CRS).")
+@click.option("--simplify", default=None, type=float,
+              help="Simplify polygons with this tolerance in CRS units (off by default: neighbours may then "
+                   "leave slivers between them).")
+@click.option("--connectivity", default="4", show_default=True, type=click.Choice(["4", "8"]))
+@click.option("--layer", default=None, help="Layer name (default: the map's file name).")
+@click.option("--overwrite", is_flag=True, help="Replace a GeoPackage that lut wrote.")
+def vectorize(map_path, output, min_area, min_pixels, simplify, connectivity, layer, overwrite):
+    """Polygons of a land-use MAP, per class, with class name and area in km², as a GeoPackage."""
+    from .vectorize import VectorizeConfig, vectorize as run
+
+    result = run(VectorizeConfig(map_path, output, min_area, min_pixels, simplify, int(connectivity), layer,
+                                 overwrite))
+    for name, row in result.classes.items():
+        click.echo(f"{name:<12} {row['polygons']:>8,} polygons  {row['km2']:>12.4f} km2")
+    sieved = f", {result.sieved_pixels:,} pixels sieved (regions < {result.sieve_pixels} px)" if result.sieve_pixels else ""
+    click.echo(f"{result.polygons:,} polygons in {result.seconds:.1f} s{sieved}")
+    click.echo(f"vector: {result.output} (layer {result.layer})")
 
 
 @lut.command()
@@ -262,10 +336,14 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
                                  overwrite=overwrite, progress=show_progress(quiet)), say=click.echo)
     click.echo(f"map accuracy against the scene's ground truth: {result.map_accuracy:.3f} "
                f"(patch test accuracy {result.test_accuracy:.3f})")
+    total = result.change_scores[-1]
+    click.echo(f"change mapped: {total['mapped_km2']:.3f} km2 against {total['true_km2']:.3f} km2 true "
+               f"({total['error_percent']:+.1f}%)")
     for name, path in (("bundle", result.bundle), ("onnx", result.onnx_dir), ("scene", result.scene),
                        ("truth", result.truth), ("map", result.landuse), ("summary", result.summary),
-                       ("preview", result.preview)):
-        click.echo(f"  {name:<8} {path}")
+                       ("preview", result.preview), ("change", result.change),
+                       ("change preview", result.change_preview)):
+        click.echo(f"  {name:<15} {path}")
 
 
 @lut.command()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_file
+from .change import ChangeConfig, compute_change
 from .errors import LutError
 from .ownership import MAP_TAG, check_output_file, raster_tags
+from .raster import pixel_area
+from .transitions import Transitions
 
 from .synthetic import CLASSES, render
 
@@ -40,6 +43,9 @@ class DemoResult:
     test_accuracy: float
     map_accuracy: float
     export_table: str
+    change: Path | None = None
+    change_preview: Path | None = None
+    change_scores: list[dict] = field(default_factory=list)
     artefacts: dict[str, Path] = field(default_factory=dict)
 
 
@@ -60,18 +66,43 @@ def write_demo_backbone(path: Path, image_size: int, seed: int = 0) -> Path:
     return path
 
 
-def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int) -> None:
-    """A georeferenced uint8 RGB scene of Voronoi regions painted with patch-scale class textures,
-    a nodata collar (0) in one corner, and its ground-truth class raster (255 = nodata)."""
-    import rasterio
-    from rasterio.transform import from_origin
+#: the demo's second date: the largest region of each `before` class becomes the `after` class
+DEMO_CHANGES = (("forest", "urban"), ("cropland", "water"))
 
+
+def scene_layout(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voronoi regions of the demo scene: the region of each pixel, and each region's class (every class
+    at least once)."""
     rng = np.random.default_rng([seed, 424242])
     n_regions = 12
     seeds = rng.uniform(0, size, (n_regions, 2))
     region_class = np.concatenate([np.arange(len(CLASSES)), rng.integers(0, len(CLASSES), n_regions - len(CLASSES))])
     yy, xx = np.mgrid[0:size, 0:size]
     nearest = np.argmin((yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2, axis=-1)
+    return nearest, region_class
+
+
+def changed_regions(nearest: np.ndarray, region_class: np.ndarray) -> np.ndarray:
+    """Region classes at the second date: the largest region of each DEMO_CHANGES source class changes."""
+    after = region_class.copy()
+    sizes = np.bincount(nearest.ravel(), minlength=len(region_class))
+    for source, target in DEMO_CHANGES:
+        regions = np.flatnonzero(region_class == CLASSES.index(source))
+        after[regions[np.argmax(sizes[regions])]] = CLASSES.index(target)
+    return after
+
+
+def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int, second_date: bool = False) -> None:
+    """A georeferenced uint8 RGB scene of Voronoi regions painted with patch-scale class textures,
+    a nodata collar (0) in one corner, and its ground-truth class raster (255 = nodata). The second date
+    has the same regions, DEMO_CHANGES applied, and textures drawn afresh."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    nearest, region_class = scene_layout(size, seed)
+    if second_date:
+        region_class = changed_regions(nearest, region_class)
+    rng = np.random.default_rng([seed, 424242 + int(second_date)])
     classes = region_class[nearest].astype(np.uint8)
     image = np.zeros((size, size, 3), np.uint8)
     for ty in range(0, size, patch):
@@ -82,6 +113,7 @@ def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int) -> N
                 view = image[ty:ty + patch, tx:tx + patch]
                 view[block == c] = tile[block == c]
     image = np.maximum(image, 1)  # 0 is reserved for nodata
+    yy, xx = np.mgrid[0:size, 0:size]
     collar = (yy + xx) < size // 4
     image[collar] = 0
     classes[collar] = 255
@@ -114,8 +146,46 @@ def map_accuracy(landuse: Path, truth: Path) -> float:
     return float((pred[valid] == true[valid]).mean())
 
 
+def change_scores(predicted: Transitions, truth_before: Path, truth_after: Path) -> list[dict]:
+    """The mapped area of each known transition (and of all change) against the truth, in km² and %."""
+    import rasterio
+
+    with rasterio.open(truth_before) as b, rasterio.open(truth_after) as a:
+        before, after, area = b.read(1), a.read(1), pixel_area(b.transform)
+    n = len(predicted.classes)
+    valid = (before < n) & (after < n)
+    truth = np.bincount(before[valid].astype(np.int64) * n + after[valid], minlength=n * n).reshape(n, n)
+    cells = [(f"{s}→{t}", [(predicted.classes.index(s), predicted.classes.index(t))]) for s, t in DEMO_CHANGES]
+    cells.append(("all change", [(i, j) for i in range(n) for j in range(n) if i != j]))
+    rows = []
+    for name, where in cells:
+        true_km2 = sum(int(truth[i, j]) for i, j in where) * area / 1e6
+        mapped_km2 = sum(int(predicted.pixels[i, j]) for i, j in where) * area / 1e6
+        rows.append({"transition": name, "true_km2": true_km2, "mapped_km2": mapped_km2,
+                     "error_km2": mapped_km2 - true_km2,
+                     "error_percent": 100.0 * (mapped_km2 - true_km2) / true_km2 if true_km2 else float("nan")})
+    return rows
+
+
+def format_change_scores(rows: list[dict]) -> str:
+    lines = [f"      {'transition':<18} {'truth km2':>10} {'mapped km2':>11} {'error km2':>10} {'error %':>8}"]
+    lines += [f"      {r['transition']:<18} {r['true_km2']:>10.3f} {r['mapped_km2']:>11.3f} {r['error_km2']:>+10.3f} "
+              f"{r['error_percent']:>+8.1f}" for r in rows]
+    return "\n".join(lines)
+
+
+def _write_scene(out: Path, name: str, cfg: DemoConfig, second_date: bool) -> tuple[Path, Path]:
+    scene, truth = out / f"{name}.tif", out / f"truth{name.removeprefix('scene')}.tif"
+    for target in (scene, truth):
+        check_output_file(target, cfg.overwrite, is_demo_raster, (), "demo output")
+    with atomic_file(scene, overwrite=True) as tmp_scene, atomic_file(truth, overwrite=True) as tmp_truth:
+        build_scene(tmp_scene, tmp_truth, cfg.scene_size, cfg.image_size, cfg.seed, second_date)
+    return scene, truth
+
+
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
-    """finetune (progressive) -> export --quantize -> classify a synthetic scene with known truth."""
+    """finetune (progressive) -> export --quantize -> classify a synthetic scene with known truth -> classify
+    its second date and map the change against the known transitions."""
     from lut.export.exporter import ExportConfig, export_model
     from lut.tiling.classify import ClassifyConfig, classify_scene
 
@@ -130,7 +200,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
     if not (backbone / "config.json").is_file():
         write_demo_backbone(backbone, cfg.image_size, cfg.seed)
 
-    say(f"[1/4] finetune: progressive unfreezing of a small random-init ViT on {cfg.images} synthetic "
+    say(f"[1/5] finetune: progressive unfreezing of a small random-init ViT on {cfg.images} synthetic "
         f"{cfg.image_size} px patches ({cfg.epochs} epochs)")
     _, outcome = finetune(FinetuneConfig(
         data="synthetic", synthetic_images=cfg.images, backbone=str(backbone), image_size=cfg.image_size,
@@ -141,23 +211,30 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
     ))
     say(f"      test accuracy {outcome.metrics['accuracy']:.3f}, macro F1 {outcome.metrics['macro_f1']:.3f}")
 
-    say("[2/4] export: ONNX fp32 + INT8 through optimum, parity against PyTorch")
+    say("[2/5] export: ONNX fp32 + INT8 through optimum, parity against PyTorch")
     exported = export_model(ExportConfig(model_dir=bundle, quantize=True, overwrite=cfg.overwrite, samples=128,
                                          min_seconds=0.5, store=cfg.store))
     say(exported.table())
 
-    say(f"[3/4] scene: a {cfg.scene_size} x {cfg.scene_size} px georeferenced scene with known land use")
-    scene, truth = out / "scene.tif", out / "truth.tif"
-    for target in (scene, truth):
-        check_output_file(target, cfg.overwrite, is_demo_raster, (), "demo output")
-    with atomic_file(scene, overwrite=True) as tmp_scene, atomic_file(truth, overwrite=True) as tmp_truth:
-        build_scene(tmp_scene, tmp_truth, cfg.scene_size, cfg.image_size, cfg.seed)
+    say(f"[3/5] scene: a {cfg.scene_size} x {cfg.scene_size} px georeferenced scene with known land use")
+    scene, truth = _write_scene(out, "scene", cfg, second_date=False)
 
-    say("[4/4] classify: tiled, batched ONNX Runtime inference with half-patch overlap")
+    say("[4/5] classify: tiled, batched ONNX Runtime inference with half-patch overlap")
     landuse, preview = out / "landuse.tif", out / "landuse.png"
-    result = classify_scene(ClassifyConfig(scene=scene, output=landuse, model=bundle, stride=cfg.image_size // 2,
-                                           preview=preview, overwrite=cfg.overwrite, confidence=True,
-                                           progress=cfg.progress, store=cfg.store))
+    classify = ClassifyConfig(scene=scene, output=landuse, model=bundle, stride=cfg.image_size // 2, preview=preview,
+                              overwrite=cfg.overwrite, confidence=True, progress=cfg.progress, store=cfg.store)
+    result = classify_scene(classify)
     accuracy = map_accuracy(landuse, truth)
+
+    say("[5/5] change: the same place at a second date (" + ", ".join(f"{a}→{b}" for a, b in DEMO_CHANGES)
+        + "), classified and compared")
+    scene_after, truth_after = _write_scene(out, "scene_after", cfg, second_date=True)
+    landuse_after = out / "landuse_after.tif"
+    classify_scene(replace(classify, scene=scene_after, output=landuse_after, preview=None))
+    change = compute_change(ChangeConfig(landuse, landuse_after, out / "change.tif", preview=out / "change.png",
+                                         overwrite=cfg.overwrite))
+    scores = change_scores(change.transitions, truth, truth_after)
+    say(format_change_scores(scores))
     return DemoResult(bundle, exported.onnx_dir, scene, truth, landuse, preview, result.summary_path,
-                      outcome.metrics["accuracy"], accuracy, exported.table())
+                      outcome.metrics["accuracy"], accuracy, exported.table(), change.outputs.raster,
+                      change.outputs.preview, scores)

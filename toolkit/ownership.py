@@ -96,6 +96,17 @@ def is_lut_map(path: Path) -> bool:
     return tags.get(MAP_TAG) == MAP_FORMAT or legacy
 
 
+def map_classes(tags: dict) -> list[str]:
+    """The class names a lut map records, in value order."""
+    if "class_0" in tags:
+        names, i = [], 0
+        while f"class_{i}" in tags:
+            names.append(tags[f"class_{i}"])
+            i += 1
+        return names
+    return [c for c in tags.get("class_names", "").split(",") if c]
+
+
 def is_lut_summary(path: Path) -> bool:
     try:
         summary = json.loads(Path(path).read_text())

@@ -70,3 +70,13 @@ def check_gsd(value: float | None, flag: str = "--gsd") -> float | None:
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise LutError(f"{flag} must be a positive number of metres per pixel, got {value}")
     return value
+
+
+def is_metric(crs) -> bool:
+    """A projected CRS in metres, where pixel areas are m²."""
+    return crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")
+
+
+def pixel_area(transform) -> float:
+    """One pixel's area in CRS units squared."""
+    return abs(transform.a * transform.e - transform.b * transform.d)

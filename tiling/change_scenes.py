@@ -1,0 +1,47 @@
+"""`lut change SCENE_BEFORE SCENE_AFTER --model M`: classify both scenes, then compare the two maps.
+
+The maps are kept beside the change raster (`NAME.before.tif`, `NAME.after.tif`, each with its summary and
+legend), with a confidence band so `--min-confidence` can use it. Every output of all three steps is
+checked before the first scene is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from lut.toolkit.change import ChangeConfig, ChangeOutputs, ChangeResult, check_outputs, compute_change
+
+from .classify import ClassifyConfig, ClassifyResult, MapOutputs, check_outputs as check_map_outputs, classify_scene
+
+
+@dataclass
+class SceneChange:
+    before: ClassifyResult
+    after: ClassifyResult
+    change: ChangeResult
+
+
+def map_paths(output: Path) -> tuple[Path, Path]:
+    stem = Path(output).with_suffix("")
+    return Path(f"{stem}.before.tif"), Path(f"{stem}.after.tif")
+
+
+def change_scenes(cfg: ChangeConfig, template: ClassifyConfig, say: Callable[[str], None] = print) -> SceneChange:
+    """Classify `cfg.before` and `cfg.after` (scenes) with `template`'s model and options, then compare."""
+    maps = map_paths(cfg.output)
+    runs = [replace(template, scene=Path(scene), output=target, confidence=True, preview=None, vector=None,
+                    overwrite=cfg.overwrite)
+            for scene, target in zip((cfg.before, cfg.after), maps)]
+    compare = replace(cfg, before=maps[0], after=maps[1])
+    for run in runs:
+        run.check()
+        check_map_outputs(run, MapOutputs.of(run))
+    check_outputs(replace(compare, before=Path(cfg.before), after=Path(cfg.after)),
+                  ChangeOutputs.of(cfg.output, cfg.preview))
+    results = []
+    for role, run in zip(("before", "after"), runs):
+        say(f"classify {role}: {run.scene} -> {run.output}")
+        results.append(classify_scene(run))
+    return SceneChange(results[0], results[1], compute_change(compare, warn=say))
