@@ -105,3 +105,28 @@ def synthetic_scene(h: int, w: int, class_index: int = 3, seed: int = 0):
             tile = render(class_index, rng, 32, 32)
             out[y:y + 32, x:x + 32] = tile[: min(32, h - y), : min(32, w - x)]
     return np.maximum(out, 1).transpose(2, 0, 1)
+
+
+CLASSES6 = ["forest", "cropland", "urban", "water", "barren", "wetland"]
+
+
+def write_lut_map(path: Path, classes, confidence=None, transform=None, crs="EPSG:32633", names=None) -> Path:
+    """A land-use map as lut classify writes it (tags, colour table, legend sidecars) from a (H, W) array."""
+    import numpy as np
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from lut.tiling.writer import ClassMapWriter, map_legend
+    from lut.toolkit.legend import sidecars, write_legend
+
+    names = names or CLASSES6
+    profile = {"width": classes.shape[1], "height": classes.shape[0], "crs": CRS.from_user_input(crs) if crs else None,
+               "transform": transform or from_origin(300000.0, 4000000.0, 10.0, 10.0)}
+    writer = ClassMapWriter(path, profile, names, confidence is not None)
+    writer.write_rows(0, classes.astype(np.uint8), None if confidence is None else confidence.astype(np.uint8))
+    writer.close()
+    from lut.toolkit.raster import pixel_area
+
+    area = pixel_area(profile["transform"])
+    write_legend(map_legend(names, writer.counts, area, confidence is not None), *sidecars(path))
+    return path

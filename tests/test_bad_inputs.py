@@ -544,6 +544,84 @@ def compare_into_a_folder_lut_did_not_write(c: Ctx):
     return Case([*COMPARE, "--image-size", "32", "-o", str(out)], 1, "not a lut compare", keep=[out])
 
 
+# -- change and vectorize ---------------------------------------------------------------------------------
+def _maps(c: Ctx) -> tuple[Path, Path]:
+    from .conftest import write_lut_map
+
+    before = np.zeros((40, 40), np.uint8)
+    after = before.copy()
+    after[:20] = 2
+    return write_lut_map(c.tmp / "b.tif", before), write_lut_map(c.tmp / "a.tif", after)
+
+
+@case
+def change_of_a_missing_map(c: Ctx):
+    before, _ = _maps(c)
+    return Case(["change", str(before), str(c.tmp / "nope.tif"), "-o", str(c.tmp / "c.tif")], 1,
+                "nope.tif does not exist", keep=[before], absent=[c.tmp / "c.tif"])
+
+
+@case
+def change_of_a_scene_without_model(c: Ctx):
+    before, _ = _maps(c)
+    scene = c.scene()
+    return Case(["change", str(before), str(scene), "-o", str(c.tmp / "c.tif")], 1, "add --model BUNDLE",
+                keep=[before, scene], absent=[c.tmp / "c.tif", c.tmp / "c.json"])
+
+
+@case
+def change_output_is_its_input(c: Ctx):
+    before, after = _maps(c)
+    return Case(["change", str(before), str(after), "-o", str(after), "--overwrite"], 1, "is also an input",
+                keep=[before, after, c.tmp / "a.tif.aux.xml"])
+
+
+@case
+def change_overwrite_of_a_csv_lut_did_not_write(c: Ctx):
+    before, after = _maps(c)
+    mine = c.tmp / "c.matrix.csv"
+    mine.write_text("my,own,table\n")
+    return Case(["change", str(before), str(after), "-o", str(c.tmp / "c.tif"), "--overwrite"], 1,
+                "not written by lut", keep=[mine, before, after], absent=[c.tmp / "c.tif", c.tmp / "c.json"])
+
+
+@case
+def change_min_confidence_without_confidence_band(c: Ctx):
+    before, after = _maps(c)
+    return Case(["change", str(before), str(after), "-o", str(c.tmp / "c.tif"), "--min-confidence", "50"], 1,
+                "classify it with --confidence", keep=[before, after], absent=[c.tmp / "c.tif"])
+
+
+@case
+def vectorize_a_scene(c: Ctx):
+    scene = c.scene()
+    return Case(["vectorize", str(scene), "-o", str(c.tmp / "v.gpkg")], 1, "not a land-use map written by lut",
+                keep=[scene], absent=[c.tmp / "v.gpkg"])
+
+
+@case
+def vectorize_over_a_geopackage_lut_did_not_write(c: Ctx):
+    before, _ = _maps(c)
+    mine = c.tmp / "roads.gpkg"
+    mine.write_bytes(b"SQLite format 3\x00 roads")
+    return Case(["vectorize", str(before), "-o", str(mine), "--overwrite"], 1, "not written by lut",
+                keep=[mine, before])
+
+
+@case
+def classify_vector_min_area_in_a_degree_crs(c: Ctx):
+    scene = c.scene(crs="EPSG:4326", transform=rasterio_degrees())
+    return Case(["classify", str(scene), "-o", str(c.tmp / "m.tif"), "--model", str(c.bundle()), "--vector",
+                 str(c.tmp / "m.gpkg"), "--vector-min-area", "1"], 1, "lut vectorize --min-pixels",
+                keep=[scene], absent=[c.tmp / "m.tif", c.tmp / "m.gpkg", c.tmp / "m.qml"])
+
+
+def rasterio_degrees():
+    from rasterio.transform import from_origin
+
+    return from_origin(10.0, 0.01, 0.0001, 0.0001)
+
+
 def snapshot(paths: list[Path]) -> dict:
     state = {}
     for p in paths:

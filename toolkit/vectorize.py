@@ -97,8 +97,8 @@ def sieve_size(cfg: VectorizeConfig, pixel_area_m2: float, metric: bool, name: s
     if cfg.min_area_ha is None:
         return 0
     if not metric:
-        raise LutError(f"{name} is not in a metric CRS, so --min-area in hectares has no pixel size: use "
-                       "--min-pixels")
+        raise LutError(f"{name} is not in a metric CRS, so a minimum area in hectares has no pixel count: give "
+                       "it in pixels with lut vectorize --min-pixels")
     return max(1, math.ceil(cfg.min_area_ha * 1e4 / pixel_area_m2))
 
 
