@@ -24,6 +24,7 @@ bench: install
 	$(BIN)/python bench/bench_export.py
 	$(BIN)/python bench/bench_classify.py
 	$(BIN)/python bench/bench_pretrain.py
+	$(BIN)/python bench/bench_change.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

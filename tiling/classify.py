@@ -24,7 +24,7 @@ from lut.toolkit.errors import LutError
 from lut.toolkit.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
-from lut.toolkit.raster import check_gsd, is_metric, pixel_area, raster_gsd
+from lut.toolkit.raster import GDAL_CACHE_MB, check_gsd, is_metric, pixel_area, raster_gsd
 from lut.toolkit.resample import resize_chw
 from lut.toolkit.store import DEFAULT_STORE
 from lut.toolkit.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
@@ -230,8 +230,6 @@ def _say(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-#: GDAL's block cache defaults to 5% of RAM and fills up on big scenes; strips need far less.
-GDAL_CACHE_MB = 64
 
 
 def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say) -> ClassifyResult:

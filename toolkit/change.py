@@ -22,7 +22,7 @@ from .atomic import atomic_files
 from .errors import LutError
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
 from .ownership import MAP_TAG, check_output_file, is_lut_map, is_lut_preview, map_classes, raster_tags
-from .raster import is_metric, pixel_area
+from .raster import GDAL_CACHE_MB, is_metric, pixel_area
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 
 CHANGE_FORMAT = "lut-change/1"
@@ -276,7 +276,8 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
     profile = {"driver": "GTiff", "width": before.width, "height": before.height, "count": 1,
                "dtype": np.dtype(dtype).name, "nodata": nodata, "crs": before.crs, "transform": before.transform,
                "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(before.path) as b_src, \
+    with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
+            rasterio.open(before.path) as b_src, \
             aligned(after, before, same) as a_src, rasterio.open(target, "w", **profile) as dst:
         for y0 in range(0, before.height, cfg.strip_rows):
             window = Window(0, y0, before.width, min(cfg.strip_rows, before.height - y0))

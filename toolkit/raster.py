@@ -10,6 +10,9 @@ import numpy as np
 from .errors import LutError
 from .radiometry import Encoding, boa_offset, encoding_for, invalid_pixels
 
+#: GDAL's block cache defaults to 5% of RAM and fills up on big rasters; strips need far less.
+GDAL_CACHE_MB = 64
+
 EARTH_METRES_PER_DEGREE = 111_320.0
 
 
