@@ -232,12 +232,16 @@ def _say(message: str) -> None:
 
 
 
-def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say) -> ClassifyResult:
-    """Classify `cfg.scene` into `cfg.output`; nothing appears at `cfg.output` unless the whole map is written."""
+def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say,
+                   model: DeployedModel | None = None) -> ClassifyResult:
+    """Classify `cfg.scene` into `cfg.output`; nothing appears at `cfg.output` unless the whole map is written.
+
+    `model`: an already-loaded model (`load_deployed`), so many scenes share one session; by default
+    the model `cfg` names is loaded."""
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
-        return _classify(cfg, warn)
+        return _classify(cfg, warn, model)
 
 
 @dataclass
@@ -313,7 +317,7 @@ def summary_path_of(output: Path) -> Path:
     return Path(output).with_suffix(".summary.json")
 
 
-def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResult:
+def _classify(cfg: ClassifyConfig, warn: Callable[[str], None], model: DeployedModel | None) -> ClassifyResult:
     cfg.check()
     outputs = MapOutputs.of(cfg)
     check_outputs(cfg, outputs)
@@ -323,7 +327,8 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None]) -> ClassifyResul
         notes.append(message)
         warn(message)
 
-    model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+    if model is None:
+        model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
     plan = plan_scene(cfg, model, note)
     vector_cfg = VectorizeConfig(cfg.scene, outputs.vector, cfg.vector_min_area)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work

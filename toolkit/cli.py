@@ -102,7 +102,8 @@ def lut() -> None:
 
     \b
     Exit codes: 0 success, 1 bad input or failed run, 2 usage error,
-    3 Hugging Face hub unreachable, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+    3 Hugging Face hub unreachable, 4 some scenes of a many-scene run failed,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
 
 
 def data_options(f):
@@ -199,8 +200,9 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
 
 
 @lut.command()
-@click.argument("scene", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Land-use GeoTIFF to write.")
+@click.argument("scenes", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Land-use GeoTIFF for one scene; a directory for several (maps go to DIR/<relative path>.landuse.tif).")
 @click.option("--model", default=None, type=click.Path(path_type=Path),
               help="Bundle or onnx/ folder (default: the bundle models/LATEST names).")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "int8", "fp16"]),
@@ -230,26 +232,88 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
               help="Also write the map's polygons to this GeoPackage (class name and km² per polygon).")
 @click.option("--vector-min-area", default=None, type=float,
               help="Sieve --vector polygons smaller than this many hectares into their largest neighbour.")
-@click.option("--overwrite", is_flag=True, help="Replace a map (with its summary, legend and preview) that lut wrote.")
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="Several scenes: one after another here, or one scene per Ray actor (pip install 'lut[ray]').")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="--engine ray: actors.")
+@click.option("--cpus-per-worker", default=1, show_default=True, type=click.IntRange(1),
+              help="--engine ray: CPUs per actor, also its ONNX Runtime threads.")
+@click.option("--gpus-per-worker", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="--engine ray: GPUs per actor (fractions share one GPU).")
+@click.option("--address", default=None,
+              help="--engine ray: 'auto' under ray job submit; ray://HOST:10001 for interactive use only "
+                   "(default: start Ray on this machine).")
+@click.option("--shard", default=None,
+              help="I/N: classify only shard I (0-based) of N of the sorted scene list, for SLURM/Batch/k8s arrays.")
+@click.option("--retries", default=2, show_default=True, type=click.IntRange(0),
+              help="--engine ray: retries of a scene whose worker process or node died.")
+@click.option("--max-failures", default=None, type=click.IntRange(1), help="Stop after this many failed scenes.")
+@click.option("--progress", "progress_mode", default="lines", show_default=True,
+              type=click.Choice(["lines", "json", "none"]), help="Several scenes: a line, or a JSON row, per scene.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a map (with its sidecars) that lut wrote; for -o DIR, redo a run made with another "
+                   "configuration.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def classify(scene, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, confidence, cog, preview, vector, vector_min_area, overwrite, quiet):
-    """Classify a GeoTIFF SCENE into a georeferenced land-use map."""
+def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
+             no_resample, batch_size, confidence, cog, preview, vector, vector_min_area, engine, workers,
+             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, progress_mode, overwrite, quiet):
+    """Classify GeoTIFF SCENES into georeferenced land-use maps.
+
+    \b
+    One scene and -o FILE.tif: that map. Several scenes, globs, directories or @list.txt and -o DIR:
+    a resumable run with DIR/run.json, DIR/run.jsonl, a mosaic and summary.json; exit code 4 when
+    some scenes failed."""
     from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
     from .radiometry import parse_bands
 
-    result = classify_scene(ClassifyConfig(
-        scene=scene, output=output, model=model, precision=precision, device=device, stride=stride,
+    template = ClassifyConfig(
+        scene=Path(scenes[0]), output=output, model=model, precision=precision, device=device, stride=stride,
         bands=parse_bands(bands), scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
         min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
         cog=cog, preview=preview, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
-        progress=show_progress(quiet)))
+        progress=show_progress(quiet))
+    many_options = engine != "local" or shard is not None or max_failures is not None
+    if _many_scenes(scenes, output, many_options):
+        return _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_worker, address, shard,
+                              retries, max_failures, progress_mode)
+    result = classify_scene(template)
     click.echo(format_summary(result.summary))
     click.echo(f"{result.patches} patches ({result.skipped} all-nodata and {result.low_valid} below --min-valid "
                f"skipped) in {result.seconds:.1f} s, {result.patches_per_second:.1f} patches/s, {result.precision} on "
                f"{result.device} ({result.why})")
     click.echo(f"map: {result.output}\nsummary: {result.summary_path}" + (f"\npreview: {preview}" if preview else "")
                + (f"\nvector: {vector} ({result.summary['vector']['polygons']:,} polygons)" if vector else ""))
+    return 0
+
+
+def _many_scenes(scenes: tuple[str, ...], output: Path, many_options: bool) -> bool:
+    """Several scenes (or a directory, glob or @list) or -o DIR make a many-scene run; one scene and
+    -o FILE.tif is a single map."""
+    one = len(scenes) == 1 and not scenes[0].startswith("@") and not any(ch in scenes[0] for ch in "*?[") \
+        and not Path(scenes[0]).is_dir()
+    to_file = output.suffix.lower() in (".tif", ".tiff") and not output.is_dir()
+    if one and to_file and many_options:
+        raise click.UsageError("--engine, --shard and --max-failures apply to runs with -o DIR")
+    if not one and to_file:
+        raise click.UsageError(f"several scenes need -o DIR (a directory), not the file name {output}")
+    return not (one and to_file)
+
+
+def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_worker, address, shard, retries,
+                   max_failures, progress_mode) -> int:
+    from lut.tiling.engines import RayOptions
+    from lut.tiling.many import ManyConfig, classify_many
+    from lut.tiling.scene_list import parse_shard
+
+    if template.preview is not None or template.vector is not None:
+        raise click.UsageError("--preview and --vector apply to one scene; a run with -o DIR writes DIR/mosaic.png")
+    result = classify_many(ManyConfig(
+        scenes=list(scenes), output=template.output, template=template, engine=engine,
+        ray=RayOptions(workers, cpus_per_worker, gpus_per_worker, address, retries), shard=parse_shard(shard),
+        max_failures=max_failures, progress=progress_mode, overwrite=template.overwrite), say=click.echo)
+    mosaics = ", ".join(str(result.output / m["vrt"]) for m in result.summary["mosaics"]) or "none"
+    click.echo(f"{result.ok} ok, {result.failed} failed, {result.skipped} skipped; mosaic: {mosaics}; "
+               f"summary: {result.output / 'summary.json'}", err=progress_mode == "json")
+    return result.exit_code
 
 
 def _warn(message: str) -> None:

@@ -23,3 +23,4 @@ EXIT_USAGE = 2
 EXIT_HUB_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_PARTIAL = 4  # a many-scene run in which some scenes failed

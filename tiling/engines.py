@@ -1,0 +1,172 @@
+"""Where the scenes of a many-scene run are classified: one after another here (`local`), or one scene per
+Ray actor over a local or remote Ray cluster (`ray`).
+
+Either way a worker loads the model once and classifies whole scenes: one process writes each GeoTIFF, a
+scene's error is caught in the worker and recorded, and the other scenes go on. On Ray, a worker process
+or node that dies has its scene retried on a fresh actor (`--retries`); the retry first removes the dead
+process's temporary files, as every lut write does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from lut.toolkit.atomic import remove_stale_temps
+from lut.toolkit.errors import LutError
+
+from .classify import ClassifyConfig, MapOutputs, classify_scene
+from .deployed import load_deployed
+from .run_records import make_row
+
+
+@dataclass(frozen=True)
+class Job:
+    scene: Path
+    target: Path
+
+
+@dataclass
+class WorkerSpec:
+    template: ClassifyConfig  # model, resolved precision, device, threads and every scene option
+    config_hash: str
+
+
+class SceneWorker:
+    """Loads the model once; classifies scenes one at a time and returns their run rows."""
+
+    def __init__(self, spec: WorkerSpec, node: str | None = None) -> None:
+        t = spec.template
+        self.spec, self.node = spec, node
+        self.model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)
+
+    def run(self, job: Job, attempt: int = 1) -> dict:
+        cfg = replace(self.spec.template, scene=job.scene, output=job.target, overwrite=True, progress=False)
+        start = time.perf_counter()
+        Path(job.target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = classify_scene(cfg, warn=lambda m: None, model=self.model)
+        except Exception as exc:  # noqa: BLE001 - a scene's failure is recorded; the other scenes go on
+            message = " ".join((str(exc) or type(exc).__name__).split())
+            return make_row(job.scene, job.target, "failed", self.spec.config_hash, attempt,
+                            time.perf_counter() - start, error=message, node=self.node)
+        return make_row(job.scene, job.target, "ok", self.spec.config_hash, attempt, result.seconds,
+                        result.patches, node=self.node)
+
+
+def clean_temps(job: Job) -> None:
+    for path in MapOutputs.of(ClassifyConfig(scene=job.scene, output=job.target)).named().values():
+        remove_stale_temps(path)
+
+
+def run_local(jobs: list[Job], spec: WorkerSpec, stop: Callable[[], bool]) -> Iterator[dict]:
+    worker = SceneWorker(spec)
+    for job in jobs:
+        if stop():
+            return
+        yield worker.run(job)
+
+
+@dataclass
+class RayOptions:
+    workers: int = 2
+    cpus_per_worker: int = 1
+    gpus_per_worker: float = 0.0
+    address: str | None = None
+    retries: int = 2
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise LutError("--engine ray needs Ray, which is not installed: pip install 'lut[ray]' "
+                       "(or use --engine local, the default)") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions) -> Iterator[object]:
+    """Joins a running Ray (`--address auto` under `ray job submit`, `ray://...` interactively, or one this
+    process already joined), else starts an embedded local one and shuts it down afterwards."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if options.address:
+        ray.init(address=options.address, **kwargs)
+    else:
+        ray.init(num_cpus=len(os.sched_getaffinity(0)), **kwargs)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _pool_size(ray, options: RayOptions, jobs: int) -> int:
+    """Never more actors than scenes, nor than the cluster can place: an actor that can never be placed
+    would hold its scene forever."""
+    cpus = ray.cluster_resources().get("CPU", 1)
+    fit = max(1, int(cpus // max(options.cpus_per_worker, 1)))
+    if options.gpus_per_worker:
+        fit = min(fit, int(ray.cluster_resources().get("GPU", 0) // options.gpus_per_worker) or 1)
+    return max(1, min(options.workers, jobs, fit))
+
+
+def run_ray(jobs: list[Job], spec: WorkerSpec, options: RayOptions, stop: Callable[[], bool],
+            worker_cls: type = SceneWorker) -> Iterator[dict]:
+    """One scene per actor at a time; a dead actor is replaced and its scene retried."""
+    with ray_session(options) as ray:
+        spec = replace(spec, template=replace(spec.template, threads=max(1, options.cpus_per_worker)))
+        remote = ray.remote(num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
+                            max_restarts=0)(_RayWorker)
+
+        def new_actor():
+            return remote.remote(worker_cls, spec)
+
+        pending = [(job, 1) for job in reversed(jobs)]
+        idle = [new_actor() for _ in range(_pool_size(ray, options, len(jobs)))]
+        running: dict = {}
+        try:
+            while pending or running:
+                while idle and pending and not stop():
+                    actor = idle.pop()
+                    job, attempt = pending.pop()
+                    running[actor.run.remote(job, attempt)] = (actor, job, attempt)
+                if not running:
+                    return
+                done, _ = ray.wait(list(running), num_returns=1)
+                actor, job, attempt = running.pop(done[0])
+                try:
+                    yield ray.get(done[0])
+                    idle.append(actor)
+                except ray.exceptions.RayActorError as exc:
+                    ray.kill(actor, no_restart=True)
+                    idle.append(new_actor())
+                    if attempt <= options.retries:
+                        pending.append((job, attempt + 1))
+                    else:
+                        yield make_row(job.scene, job.target, "failed", spec.config_hash, attempt,
+                                       error=f"the worker died {attempt} times ({type(exc).__name__})")
+        finally:
+            for actor in idle + [a for a, _, _ in running.values()]:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+
+
+class _RayWorker:
+    """The Ray actor: a SceneWorker (or a subclass, for tests) that knows its node."""
+
+    def __init__(self, worker_cls: type, spec: WorkerSpec) -> None:
+        import ray
+
+        self.worker = worker_cls(spec, node=ray.get_runtime_context().get_node_id())
+
+    def run(self, job: Job, attempt: int) -> dict:
+        clean_temps(job)  # a previous attempt's process is gone: its temporaries go
+        return self.worker.run(job, attempt)

@@ -1,0 +1,170 @@
+"""`lut classify SCENE... -o OUT`: many scenes in one resumable run, on this machine or a Ray cluster.
+
+Each map goes to OUT/<path relative to the scenes' common root>.landuse.tif with its sidecars. OUT/run.json
+records the configuration, OUT/run.jsonl one row per scene; a rerun skips the scenes already done under
+the same configuration. At the end OUT gets a mosaic per CRS (a VRT a GIS opens in one step), its preview
+and summary.json with per-class km² over all scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lut.toolkit.atomic import check_writable_dir
+from lut.toolkit.bundle import Bundle
+from lut.toolkit.errors import EXIT_PARTIAL, LutError
+from lut.toolkit.ownership import check_not_input
+
+from .classify import ClassifyConfig
+from .deployed import onnx_dir_of, pick_file
+from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, run_local, run_ray
+from .mosaic import write_run_outputs
+from .run_records import RunRecords, RunSpec, is_run_directory, make_row, sha256_file
+from .scene_list import common_root, expand_scenes, map_path, shard_of
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class ManyConfig:
+    scenes: list[str]
+    output: Path
+    template: ClassifyConfig  # model and every per-scene option; scene and output are set per scene
+    engine: str = "local"
+    ray: RayOptions = field(default_factory=RayOptions)
+    shard: tuple[int, int] | None = None
+    max_failures: int | None = None
+    progress: str = "lines"  # lines | json | none
+    overwrite: bool = False
+    worker_cls: type = SceneWorker  # tests swap in a worker that dies
+
+
+@dataclass
+class ManyResult:
+    output: Path
+    rows: list[dict]
+    skipped: int
+    summary: dict
+    aborted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] == "failed" for r in self.rows)
+
+    @property
+    def ok(self) -> int:
+        return sum(r["status"] == "ok" for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.failed or self.aborted else 0
+
+
+def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions) -> tuple[ClassifyConfig, RunSpec]:
+    """Pick the ONNX variant once, in the driver, so every worker runs the same file: its hash is recorded."""
+    from lut.export.runtime import gpu_usable
+
+    onnx_dir = onnx_dir_of(template.model, template.store)
+    bundle = Bundle.load(onnx_dir, ("onnx",))
+    gpu = (ray.gpus_per_worker > 0) if engine == "ray" else (template.device != "cpu" and gpu_usable())
+    precision, path, _ = pick_file(onnx_dir, bundle, template.precision, gpu and template.device != "cpu")
+    t = replace(template, model=onnx_dir, precision=precision)
+    spec = RunSpec(str(onnx_dir.resolve()), sha256_file(path), precision, t.stride, t.bands, t.scale, t.nodata,
+                   t.reflectance_offset, t.min_valid, t.gsd, t.resample, t.batch_size, t.confidence, t.cog)
+    return t, spec
+
+
+def check_run_directory(cfg: ManyConfig, scenes: list[Path]) -> None:
+    out = Path(cfg.output)
+    check_not_input(out, [*scenes, *(s for s in cfg.scenes if Path(s).is_dir())], "output directory")
+    if out.exists() and not out.is_dir():
+        raise LutError(f"-o {out} is a file; with several scenes -o names a directory")
+    if out.is_dir() and any(out.iterdir()) and not is_run_directory(out):
+        raise LutError(f"{out} is not empty and holds no lut run (run.json); choose a new or empty directory")
+    check_writable_dir(out, create=True)
+
+
+def plan_jobs(cfg: ManyConfig) -> tuple[list[Job], list[Job]]:
+    """All jobs of the run (every shard) and this process's share."""
+    scenes = expand_scenes(cfg.scenes)
+    check_run_directory(cfg, scenes)
+    root = common_root(scenes)
+    every = [Job(s, map_path(s, root, Path(cfg.output).resolve())) for s in scenes]
+    mine = set(shard_of(scenes, cfg.shard))
+    return every, [j for j in every if j.scene in mine]
+
+
+class Progress:
+    """One line per finished scene; patches/s and ETA on a terminal; JSON rows for machines."""
+
+    def __init__(self, mode: str, total: int, say: Callable[[str], None], root: Path) -> None:
+        self.mode, self.total, self.say, self.root = mode, total, say, root
+        self.done = self.patches = 0
+        self.start = time.perf_counter()
+
+    def __call__(self, row: dict) -> None:
+        self.done += 1
+        self.patches += row["patches"]
+        if self.mode == "json":
+            self.say(json.dumps(row))
+        elif self.mode == "lines":
+            name = Path(row["scene"]).relative_to(self.root)
+            line = (f"[{self.done}/{self.total}] {row['status']} {name} {row['patches']} patches "
+                    f"{row['seconds']:.1f} s" + (f": {row['error']}" if row["error"] else ""))
+            if sys.stderr.isatty():
+                elapsed = time.perf_counter() - self.start
+                eta = elapsed / self.done * (self.total - self.done)
+                line += f"  ({self.patches / max(elapsed, 1e-9):.0f} patches/s, ETA {eta / 60:.1f} min)"
+            self.say(line)
+
+
+def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyResult:
+    if cfg.engine not in ENGINES:
+        raise LutError(f"--engine must be one of {', '.join(ENGINES)}")
+    every, mine = plan_jobs(cfg)
+    template, spec = resolve_spec(cfg.template, cfg.engine, cfg.ray)
+    records = RunRecords(Path(cfg.output), cfg.shard)
+    resume = records.start(spec, cfg.overwrite)
+    done = records.last_rows() if resume else {}
+    todo, skipped = [], 0
+    for job in mine:
+        row = done.get(str(job.scene))
+        if row and row["status"] in ("ok", "skipped") and row["config"] == spec.hash and job.target.is_file():
+            records.append({**row, "status": "skipped", "attempts": 0, "seconds": 0.0, "patches": 0,
+                            "patches_per_s": 0.0})
+            skipped += 1
+        else:
+            todo.append(job)
+    progress = Progress(cfg.progress, len(todo), say, common_root([j.scene for j in every]))
+    if skipped and cfg.progress == "lines":
+        say(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")
+    rows: list[dict] = []
+    aborted = False
+
+    def stop() -> bool:
+        return cfg.max_failures is not None and sum(r["status"] == "failed" for r in rows) >= cfg.max_failures
+
+    worker = WorkerSpec(template, spec.hash)
+    stream = (run_ray(todo, worker, cfg.ray, stop, cfg.worker_cls) if cfg.engine == "ray"
+              else run_local(todo, worker, stop))
+    for row in stream:
+        rows.append(row)
+        records.append(row)
+        progress(row)
+    if stop() and len(rows) < len(todo):
+        aborted = True
+        say(f"aborted after {cfg.max_failures} failed scenes (--max-failures); {len(todo) - len(rows)} not started")
+    for job in todo:
+        clean_temps(job)
+    final = records.last_rows()
+    ok_maps = [j.target for j in every if final.get(str(j.scene), {}).get("status") in ("ok", "skipped")]
+    failed = sum(final.get(str(j.scene), {}).get("status") == "failed" for j in every)
+    counts = {"total": len(every), "mapped": len(ok_maps), "failed": failed,
+              "not_run": len(every) - len(ok_maps) - failed}  # other shards', or after --max-failures
+    summary = write_run_outputs(Path(cfg.output), ok_maps, counts)
+    return ManyResult(Path(cfg.output), rows, skipped, summary, aborted)

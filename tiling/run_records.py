@@ -1,0 +1,120 @@
+"""The records of a many-scene run: `OUT/run.json` (what every map was made with) and `OUT/run.jsonl`
+(one row per scene and attempt outcome), which make runs resumable.
+
+A scene is skipped on a rerun when its map exists and its last row is `ok` under the same configuration
+hash. A run directory made with another configuration is refused unless `--overwrite`, which starts the
+records afresh (maps are then replaced scene by scene). With `--shard I/N` each shard appends to its own
+`run.shard-I-of-N.jsonl`, so shards on different machines never write one file; a rerun reads them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lut.toolkit.atomic import write_text_atomic
+from lut.toolkit.errors import LutError
+
+RUN_FORMAT = "lut-run/1"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that changes a map's pixels."""
+
+    model: str
+    onnx_sha256: str
+    precision: str
+    stride: int | None
+    bands: tuple[int, ...] | None
+    scale: str
+    nodata: float | None
+    reflectance_offset: float | None
+    min_valid: float
+    gsd: float | None
+    resample: bool
+    batch_size: int  # dynamic INT8 maps depend on it
+    confidence: bool
+    cog: bool
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {"format": RUN_FORMAT, "config_hash": self.hash, **dataclasses.asdict(self)}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_run_directory(path: Path) -> bool:
+    try:
+        return json.loads((Path(path) / "run.json").read_text()).get("format") == RUN_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class RunRecords:
+    def __init__(self, out: Path, shard: tuple[int, int] | None = None) -> None:
+        self.out = Path(out)
+        self.spec_path = self.out / "run.json"
+        name = "run.jsonl" if shard is None else f"run.shard-{shard[0]}-of-{shard[1]}.jsonl"
+        self.rows_path = self.out / name
+
+    def start(self, spec: RunSpec, overwrite: bool) -> bool:
+        """Write run.json; True when earlier rows still apply (resume), False for a fresh run."""
+        if self.spec_path.exists():
+            old = json.loads(self.spec_path.read_text())
+            if old.get("config_hash") == spec.hash:
+                return True
+            if not overwrite:
+                changed = sorted(k for k, v in spec.to_json().items() if old.get(k) != v and k != "config_hash")
+                raise LutError(f"{self.out} holds a run made with another configuration ({', '.join(changed)} "
+                               "differ); pass --overwrite to redo it with this one, or choose another -o")
+            for rows in self.out.glob("run*.jsonl"):
+                rows.unlink()
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.spec_path, json.dumps(spec.to_json(), indent=2, default=list) + "\n")
+        return False
+
+    def last_rows(self) -> dict[str, dict]:
+        """The last row of every scene, over the records of all shards."""
+        rows: dict[str, dict] = {}
+        for path in sorted(self.out.glob("run*.jsonl")):
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    row = json.loads(line)
+                    rows[row["scene"]] = row
+        return rows
+
+    def append(self, row: dict) -> None:
+        """One write per row with O_APPEND: rows of concurrent writers never interleave on a local disk."""
+        data = (json.dumps(row) + "\n").encode()
+        fd = os.open(self.rows_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+def make_row(scene: Path, target: Path, status: str, config: str, attempts: int = 1, seconds: float = 0.0,
+             patches: int = 0, error: str | None = None, node: str | None = None) -> dict:
+    return {"scene": str(scene), "map": str(target), "status": status, "error": error, "attempts": attempts,
+            "seconds": round(seconds, 3), "patches": patches,
+            "patches_per_s": round(patches / seconds, 2) if seconds > 0 else 0.0,
+            "host": socket.gethostname(), "node": node, "config": config,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
