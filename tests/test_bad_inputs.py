@@ -438,9 +438,10 @@ def classify_output_folder_missing(c: Ctx):
 
 
 @case
-def classify_output_is_a_directory(c: Ctx):
+def classify_output_is_a_directory_lut_did_not_write(c: Ctx):
     (c.tmp / "maps").mkdir()
-    return Case(classify_args(c, c.scene(), c.tmp / "maps", "--overwrite"), 1, "is a directory",
+    (c.tmp / "maps" / "notes.txt").write_text("mine")
+    return Case(classify_args(c, c.scene(), c.tmp / "maps", "--overwrite"), 1, "holds no lut run",
                 keep=[c.tmp / "maps"])
 
 
@@ -503,11 +504,12 @@ def classify_stride_that_multiplies_work_warns(c: Ctx):
 def classify_sigterm_leaves_nothing(c: Ctx):
     from lut.tiling import deployed
 
-    def terminated(self, batch):
+    def terminated(self, *args):
         os.kill(os.getpid(), signal.SIGTERM)
-        return np.zeros((len(batch), 6), np.float32)
+        return np.zeros((1, 6), np.float32)
 
     c.fixture("monkeypatch").setattr(deployed.DeployedModel, "logits", terminated)
+    c.fixture("monkeypatch").setattr(deployed.DeployedModel, "logits_uint8", terminated)
     scene = c.scene()
     return Case(classify_args(c, scene, c.tmp / "m.tif", "--batch-size", "1"), 143, "terminated", keep=[scene],
                 absent=[c.tmp / "m.tif", c.tmp / "m.summary.json"])

@@ -1,16 +1,15 @@
 """`lut classify` as a library call: stream a scene through the model and write a georeferenced map.
 
-A reader thread reads each window row in column chunks, cuts and scales the patches and queues full batches;
-the main thread runs ONNX Runtime (which releases the GIL) and accumulates class probabilities on the
-cell grid, so reading never waits for inference and memory stays flat whatever the scene's size.
+A reader thread reads each window row in column chunks and cuts the windows; a pool of threads prepares
+batches from them (`feeder.py`); the main thread runs ONNX Runtime (which releases the GIL) and
+accumulates class probabilities on the cell grid, so reading never waits for inference and memory stays
+flat whatever the scene's size.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +24,11 @@ from lut.toolkit.legend import class_colours, is_lut_legend, sidecars, write_leg
 from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
 from lut.toolkit.raster import GDAL_CACHE_MB, check_gsd, is_metric, pixel_area, raster_gsd
-from lut.toolkit.resample import resize_chw
 from lut.toolkit.store import DEFAULT_STORE
 from lut.toolkit.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
 from .deployed import DeployedModel, load_deployed
+from .feeder import BatchProducer, Preparer, default_readers
 from .footprint import Footprint, plan_footprint
 from .grid import PatchGrid
 from .scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
@@ -67,6 +66,9 @@ class ClassifyConfig:
     progress: bool = True
     prefetch: int = 4
     threads: int | None = None
+    readers: int | None = None  # threads reading strips and preparing batches (default: min(4, cores); 0: one
+    # thread reads and prepares, as lut did before the feeder had pools)
+    uint8_graph: bool = True  # uint8 windows normalised inside the model's graph (False: by numpy, per window)
     store: Path = DEFAULT_STORE
 
     def check(self) -> None:
@@ -98,94 +100,6 @@ class ClassifyResult:
     @property
     def patches_per_second(self) -> float:
         return self.patches / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Batch:
-    pixels: np.ndarray  # (B, 3, P, P) float32, normalised
-    where: list[tuple[int, int]]  # window (row, col) of each item
-    finished_rows: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (cell row, valid mask rows)
-    skipped: int = 0
-    low_valid: int = 0
-
-
-class BatchProducer(threading.Thread):
-    """Reads strips, skips windows without enough valid pixels, scales, fills, resizes and normalises
-    patches, and queues batches in order."""
-
-    def __init__(self, reader: ChunkReader, grid: PatchGrid, rule: BandRule, model: DeployedModel,
-                 batch_size: int, prefetch: int, min_valid: float = MIN_VALID) -> None:
-        super().__init__(daemon=True, name="lut-reader")
-        self.reader, self.grid, self.rule, self.model = reader, grid, rule, model
-        self.batch_size, self.min_valid = batch_size, min_valid
-        self.out: queue.Queue = queue.Queue(maxsize=prefetch)
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-
-    def _put(self, item) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.out.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def run(self) -> None:
-        try:
-            self._produce()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self.error = exc
-        finally:
-            self._put(None)
-
-    def _scale_into(self, raw: np.ndarray, valid: np.ndarray, out: np.ndarray) -> None:
-        """Scale and fill one window; resize it to the model's input when its footprint says so."""
-        m = self.model
-        if raw.shape[-1] == out.shape[-1]:
-            self.rule.apply(raw, m.mean, m.std, out=out, valid=valid)  # straight into the batch buffer
-            return
-        scaled = self.rule.apply(raw, valid=valid)
-        out[:] = resize_chw(scaled, out.shape[-1])
-        out -= m.mean
-        out *= 1.0 / m.std
-
-    def _produce(self) -> None:
-        g, p = self.grid, self.grid.patch
-        size = self.model.image_size
-        # A fixed ring of batch buffers: at most `prefetch` batches wait in the queue, one is being filled and
-        # one is being inferred, so prefetch + 2 buffers are never overwritten while in use; allocating a
-        # fresh 20 MB buffer per batch instead lets the heap fragment and RSS creep up with scene size.
-        ring = [np.empty((self.batch_size, 3, size, size), np.float32) for _ in range(self.out.maxsize + 2)]
-        filled = n = skipped = low = 0
-        buffer = ring[0]
-        where: list[tuple[int, int]] = []
-        finished: list[tuple[int, np.ndarray]] = []
-        pending: dict[int, np.ndarray] = {}  # validity of cell rows being assembled, chunk by chunk
-        for chunk in self.reader.chunks(self.stop_event.is_set):
-            for k, x0 in enumerate(chunk.offsets.tolist()):
-                valid = chunk.valid[:, x0:x0 + p]
-                fraction = valid.mean()
-                if fraction == 0.0 or fraction < self.min_valid:
-                    skipped += int(fraction == 0.0)
-                    low += int(fraction > 0.0)
-                    continue
-                self._scale_into(chunk.data[:, :, x0:x0 + p], valid, buffer[n])
-                where.append((chunk.row, chunk.first_col + k))
-                n += 1
-                if n == self.batch_size:
-                    self._put(Batch(buffer, where, finished, skipped, low))
-                    filled += 1
-                    buffer = ring[filled % len(ring)]
-                    n, where, finished, skipped, low = 0, [], [], 0, 0
-            y_row = int(g.y_origins[chunk.row])
-            for cell_row in g.cells_final_after(chunk.row):
-                top, bottom = int(g.y_edges[cell_row]), int(g.y_edges[cell_row + 1])
-                mask = pending.setdefault(cell_row, np.zeros((bottom - top, g.width), bool))
-                mask[:, chunk.x_start:chunk.x_start + chunk.width] = \
-                    chunk.valid[top - y_row:bottom - y_row, :chunk.width]
-                if chunk.last:
-                    finished.append((cell_row, pending.pop(cell_row)))
-        self._put(Batch(buffer[:n], where, finished, skipped, low))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -253,6 +167,7 @@ class ScenePlan:
     footprint: Footprint
     grid: PatchGrid
     profile: dict
+    dtype: str = "uint8"
 
 
 def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], None]) -> ScenePlan:
@@ -263,6 +178,7 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
         gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, note, str(cfg.scene))
         profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
+        dtype = src.dtypes[bands[0] - 1]
         if src.crs is None:
             note(f"{cfg.scene} has no CRS; the map is written without one")
     window = footprint.window_px
@@ -271,7 +187,7 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
     if factor >= 16:
         note(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
              f"default stride {window}")
-    return ScenePlan(bands, rule, footprint, grid, profile)
+    return ScenePlan(bands, rule, footprint, grid, profile, dtype)
 
 
 @dataclass
@@ -375,8 +291,11 @@ class RunStats:
 def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path) -> RunStats:
     """Stream the scene through the model into `target` (a temporary path)."""
     grid = plan.grid
-    reader = ChunkReader(Path(cfg.scene), plan.bands, cfg.nodata, grid)
-    producer = BatchProducer(reader, grid, plan.rule, model, cfg.batch_size, cfg.prefetch, cfg.min_valid)
+    readers = default_readers() if cfg.readers is None else cfg.readers
+    reader = ChunkReader(Path(cfg.scene), plan.bands, cfg.nodata, grid, threads=max(1, readers))
+    preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch,
+                        cfg.uint8_graph and plan.dtype == "uint8")
+    producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
     writer_path = target.with_name(target.name + ".gtiff.tif") if cfg.cog else target
     stats = RunStats(np.zeros(len(model.classes), np.int64))
@@ -387,8 +306,11 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
         producer.start()
         try:
             while (batch := producer.out.get()) is not None:
+                pixels = batch.pixels.result()
                 if len(batch.where):
-                    accumulator.add(batch.where, softmax(model.logits(batch.pixels)))
+                    logits = (model.logits_uint8(plan.rule, pixels) if isinstance(pixels, tuple)
+                              else model.logits(pixels))
+                    accumulator.add(batch.where, softmax(logits))
                 stats.patches += len(batch.where)
                 stats.skipped += batch.skipped
                 stats.low_valid += batch.low_valid
@@ -400,7 +322,7 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
             if producer.error is not None:
                 raise producer.error
         finally:
-            producer.stop_event.set()
+            producer.close()
             bar.close()
             writer.close()
         if cfg.cog:

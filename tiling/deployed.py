@@ -29,6 +29,9 @@ class DeployedModel:
     session: object
     chip: ChipInfo | None = None
     why: str = ""  # why this precision was picked
+    open_device: str = "auto"
+    threads: int | None = None
+    _uint8: tuple[str, object] | None = None  # (band rule, session) of the uint8-input variant in use
 
     @property
     def device(self) -> str:
@@ -36,6 +39,23 @@ class DeployedModel:
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixel_values": batch})[0]
+
+    def uint8_session(self, rule: BandRule):
+        """The same model taking uint8 windows, with `rule` and the normalisation inside its graph (built once
+        per rule; the previous variant is released first)."""
+        key = json.dumps(rule.to_dict(), sort_keys=True)
+        if self._uint8 is None or self._uint8[0] != key:
+            from .graph_input import uint8_model
+
+            self._uint8 = None
+            self._uint8 = (key, open_session(uint8_model(self.path, rule, self.mean, self.std), self.open_device,
+                                             self.threads))
+        return self._uint8[1]
+
+    def logits_uint8(self, rule: BandRule, pixels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        from .graph_input import FLOAT_INPUT, U8_INPUT
+
+        return self.uint8_session(rule).run(None, {U8_INPUT: pixels[0], FLOAT_INPUT: pixels[1]})[0]
 
 
 def onnx_dir_of(model: str | Path | None, store: Path = DEFAULT_STORE) -> Path:
@@ -96,7 +116,8 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
         raise LutError("--device cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
                        "use --device cpu or auto")
     precision, path, why = pick_file(onnx_dir, bundle, precision, gpu)
-    session = open_session(path, "cpu" if precision == "int8" else device, threads)
+    open_device = "cpu" if precision == "int8" else device
+    session = open_session(path, open_device, threads)
     classes = list(bundle.classes)
     outputs = session.get_outputs()[0].shape[-1]
     if isinstance(outputs, int) and outputs != len(classes):
@@ -106,5 +127,5 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
         path=path, precision=precision, classes=classes, image_size=int(bundle.image_size),
         mean=np.asarray(pre.get("image_mean", [0.5] * 3), np.float32)[:, None, None],
         std=np.asarray(pre.get("image_std", [0.5] * 3), np.float32)[:, None, None],
-        rule=bundle.band_rule, session=session, chip=bundle.chip, why=why,
+        rule=bundle.band_rule, session=session, chip=bundle.chip, why=why, open_device=open_device, threads=threads,
     )

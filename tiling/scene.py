@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,36 +135,82 @@ class SceneChunk:
 
 
 class ChunkReader:
-    """Reads a window row in column chunks, so memory does not grow with the scene's width."""
+    """Reads a window row in column chunks, so memory does not grow with the scene's width.
 
-    def __init__(self, path: Path, bands: tuple[int, ...], nodata: float | None, grid, chunk_px: int = 2048) -> None:
+    With `threads` > 1 several chunks are read at once, each thread through its own GDAL dataset (a
+    dataset is not thread-safe; GDAL releases the GIL while it reads), and they are handed out in order."""
+
+    def __init__(self, path: Path, bands: tuple[int, ...], nodata: float | None, grid, chunk_px: int = 2048,
+                 threads: int = 1) -> None:
         self.path, self.bands, self.nodata, self.grid = Path(path), bands, nodata, grid
         self.chunk_cols = max(1, chunk_px // grid.stride)
+        self.threads = max(1, threads)
 
-    def chunks(self, stop: Callable[[], bool] = lambda: False):
+    def _plan(self, height: int) -> list[tuple[int, int, int]]:
+        g = self.grid
+        return [(r, y, first) for r, y in enumerate(g.y_origins.tolist())
+                for first in range(0, g.window_cols, self.chunk_cols)]
+
+    def _read(self, src, r: int, y: int, first: int) -> SceneChunk:
         from rasterio.windows import Window
 
         g = self.grid
+        h = min(g.patch, src.height - y)
+        ncols = min(self.chunk_cols, g.window_cols - first)
+        cols = g.x_origins[first:first + ncols]
+        x_start = int(cols[0])
+        width = min(int(cols[-1]) + g.patch, src.width) - x_start
+        window = Window(x_start, y, width, h)
+        raw = read_window(src, self.bands, window)
+        valid = valid_mask(src, raw, self.bands, self.nodata, window=window)
+        need_w = int(cols[-1]) + g.patch - x_start
+        if h < g.patch or width < need_w:  # a scene smaller than one window: mirror it
+            pad = ((0, 0), (0, g.patch - h), (0, need_w - width))
+            raw = np.pad(raw, pad, mode="reflect")
+            valid = np.pad(valid, pad[1:], mode="reflect")
+        return SceneChunk(r, first, ncols, first + ncols == g.window_cols, x_start, width, cols - x_start, raw, valid)
+
+    def chunks(self, stop: Callable[[], bool] = lambda: False):
         with open_raster(self.path) as src:
-            for r, y in enumerate(g.y_origins.tolist()):
-                h = min(g.patch, src.height - y)
-                for first in range(0, g.window_cols, self.chunk_cols):
+            plan = self._plan(src.height)
+            if self.threads == 1:
+                for r, y, first in plan:
                     if stop():
                         return
-                    ncols = min(self.chunk_cols, g.window_cols - first)
-                    cols = g.x_origins[first:first + ncols]
-                    x_start = int(cols[0])
-                    width = min(int(cols[-1]) + g.patch, src.width) - x_start
-                    window = Window(x_start, y, width, h)
-                    raw = read_window(src, self.bands, window)
-                    valid = valid_mask(src, raw, self.bands, self.nodata, window=window)
-                    need_w = int(cols[-1]) + g.patch - x_start
-                    if h < g.patch or width < need_w:  # a scene smaller than one window: mirror it
-                        pad = ((0, 0), (0, g.patch - h), (0, need_w - width))
-                        raw = np.pad(raw, pad, mode="reflect")
-                        valid = np.pad(valid, pad[1:], mode="reflect")
-                    yield SceneChunk(r, first, ncols, first + ncols == g.window_cols, x_start, width,
-                                     cols - x_start, raw, valid)
+                    yield self._read(src, r, y, first)
+                return
+        yield from self._parallel(plan, stop)
+
+    def _parallel(self, plan: list[tuple[int, int, int]], stop: Callable[[], bool]):
+        import collections
+        from concurrent.futures import ThreadPoolExecutor
+
+        local = threading.local()
+        opened: list = []
+
+        def read(item):
+            if not hasattr(local, "src"):
+                local.src = open_raster(self.path)
+                opened.append(local.src)
+            return self._read(local.src, *item)
+
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="lut-read") as pool:
+            ahead = collections.deque()
+            try:
+                for item in plan:
+                    ahead.append(pool.submit(read, item))
+                    if len(ahead) > self.threads:
+                        if stop():
+                            return
+                        yield ahead.popleft().result()
+                while ahead and not stop():
+                    yield ahead.popleft().result()
+            finally:
+                for future in ahead:
+                    future.cancel()
+                pool.shutdown(wait=True)
+                for src in opened:
+                    src.close()
 
 
 def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None,

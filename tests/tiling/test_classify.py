@@ -156,10 +156,11 @@ def test_bad_input_is_one_line_and_leaves_no_output(exported_bundle, tmp_path, m
     elif case == "interrupt":
         from lut.tiling import deployed
 
-        def interrupted(self, batch):
+        def interrupted(self, *args):
             raise KeyboardInterrupt
 
         monkeypatch.setattr(deployed.DeployedModel, "logits", interrupted)
+        monkeypatch.setattr(deployed.DeployedModel, "logits_uint8", interrupted)
     result = CliRunner().invoke(lut, ["classify", str(scene), "-o", str(out), "--model", str(model), "--quiet",
                                       "--batch-size", "1", *args])
     assert result.exit_code == (130 if case == "interrupt" else 1), result.output
