@@ -66,8 +66,8 @@ class ClassifyConfig:
     progress: bool = True
     prefetch: int = 4
     threads: int | None = None
-    readers: int | None = None  # threads reading strips and preparing batches (default: min(4, cores); 0: one
-    # thread reads and prepares, as lut did before the feeder had pools)
+    readers: int | None = None  # threads reading strips and preparing batches (default: half the cores, at most
+    # 4; 0: one thread reads and prepares, as lut did before the feeder had pools)
     uint8_graph: bool = True  # uint8 windows normalised inside the model's graph (False: by numpy, per window)
     store: Path = DEFAULT_STORE
 

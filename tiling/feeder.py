@@ -26,11 +26,13 @@ from .scene import ChunkReader
 
 
 def default_readers() -> int:
+    """Half the cores, at most 4: the rest run ONNX Runtime and the writer (on 2 cores 1 beats 2, measured
+    in bench/bench_many.py)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(4, cores // 2))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from lut.toolkit.ownership import check_not_input
 
 from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
-from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, run_local, run_ray
+from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import write_run_outputs
 from .run_records import RunRecords, RunSpec, is_run_directory, make_row, sha256_file
 from .scene_list import common_root, expand_scenes, map_path, shard_of
@@ -126,6 +126,8 @@ class Progress:
 def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyResult:
     if cfg.engine not in ENGINES:
         raise LutError(f"--engine must be one of {', '.join(ENGINES)}")
+    if cfg.engine == "ray":
+        require_ray()  # before anything is written
     every, mine = plan_jobs(cfg)
     template, spec = resolve_spec(cfg.template, cfg.engine, cfg.ray)
     records = RunRecords(Path(cfg.output), cfg.shard)

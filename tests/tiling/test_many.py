@@ -160,6 +160,15 @@ def test_cli_many_scenes_exit_codes_and_json_progress(exported_bundle, scenes, t
     assert result.exit_code == 2 and "apply to runs with -o DIR" in result.output
 
 
+def test_engine_ray_without_ray_installed_is_one_line(exported_bundle, scenes, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(LutError, match=r"pip install 'lut\[ray\]'"):
+        run(exported_bundle, [scenes], tmp_path / "out", engine="ray")
+    assert not (tmp_path / "out").exists()
+
+
 # -- Ray ----------------------------------------------------------------------------------------------------
 ray = pytest.importorskip("ray")
 
