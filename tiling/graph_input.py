@@ -29,7 +29,8 @@ def rule_constants(rule: BandRule, mean: np.ndarray, std: np.ndarray) -> dict[st
     span = np.maximum(np.asarray(rule.high, dtype=np.float32)[:, None, None] - low, 1e-12)
     return {"lut_k": (np.float32(rule.scale) / span).astype(np.float32),
             "lut_c": ((np.float32(rule.offset) - low) / span).astype(np.float32),
-            "lut_mean": np.asarray(mean, np.float32), "lut_inv_std": (1.0 / np.asarray(std, np.float32)).astype(np.float32),
+            "lut_mean": np.asarray(mean, np.float32),
+            "lut_inv_std": (1.0 / np.asarray(std, np.float32)).astype(np.float32),
             "lut_zero": np.zeros((), np.float32), "lut_one": np.ones((), np.float32)}
 
 

@@ -202,7 +202,8 @@ def export_cmd(model_dir, quantize, fp16, calibration_data, data, samples, batch
 @lut.command()
 @click.argument("scenes", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Land-use GeoTIFF for one scene; a directory for several (maps go to DIR/<relative path>.landuse.tif).")
+              help="Land-use GeoTIFF for one scene; a directory for several (maps go to "
+                   "DIR/<relative path>.landuse.tif).")
 @click.option("--model", default=None, type=click.Path(path_type=Path),
               help="Bundle or onnx/ folder (default: the bundle models/LATEST names).")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "int8", "fp16"]),
@@ -379,7 +380,8 @@ def vectorize(map_path, output, min_area, min_pixels, simplify, connectivity, la
                                  overwrite))
     for name, row in result.classes.items():
         click.echo(f"{name:<12} {row['polygons']:>8,} polygons  {row['km2']:>12.4f} km2")
-    sieved = f", {result.sieved_pixels:,} pixels sieved (regions < {result.sieve_pixels} px)" if result.sieve_pixels else ""
+    sieved = (f", {result.sieved_pixels:,} pixels sieved (regions < {result.sieve_pixels} px)"
+              if result.sieve_pixels else "")
     click.echo(f"{result.polygons:,} polygons in {result.seconds:.1f} s{sieved}")
     click.echo(f"vector: {result.output} (layer {result.layer})")
 
