@@ -36,15 +36,14 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def open_session(model_path: str | Path | bytes, device: str = "auto", threads: int | None = None):
-    """An InferenceSession for `model_path` (or a serialized model) on 'auto', 'cuda' or 'cpu'."""
+def open_session(model: str | Path | bytes, device: str = "auto", threads: int | None = None):
+    """An InferenceSession for the ONNX file `model` (or a serialized model) on 'auto', 'cuda' or 'cpu'."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)
-    serialized = model_path if isinstance(model_path, bytes) else None
-    model_path = Path("<in-memory model>") if serialized is not None else Path(model_path)
-    if serialized is None and not model_path.is_file():
-        raise LutError(f"ONNX model {model_path} does not exist")
+    name = "an in-memory model" if isinstance(model, bytes) else str(model)
+    if not isinstance(model, bytes) and not Path(model).is_file():
+        raise LutError(f"ONNX model {model} does not exist")
     want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and gpu_usable()
     if device == "cuda" and not want_cuda:
         raise LutError("--device cuda was asked for but no CUDA GPU is usable by ONNX Runtime here")
@@ -62,10 +61,10 @@ def open_session(model_path: str | Path | bytes, device: str = "auto", threads: 
     # no busy-waiting between runs: the tiler's reader thread needs those cycles on small machines
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(serialized if serialized is not None else str(model_path), sess_options=options,
+        return ort.InferenceSession(model if isinstance(model, bytes) else name, sess_options=options,
                                     providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise LutError(f"cannot open {model_path} with ONNX Runtime: {str(exc).splitlines()[0]}") from None
+        raise LutError(f"cannot open {name} with ONNX Runtime: {str(exc).splitlines()[0]}") from None
 
 
 def session_device(session) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from lut.toolkit.change import ChangeConfig, ChangeOutputs, ChangeResult, check_outputs, compute_change
 
 from .classify import ClassifyConfig, ClassifyResult, MapOutputs, check_outputs as check_map_outputs, classify_scene
+from .deployed import load_deployed
 
 
 @dataclass
@@ -38,10 +39,11 @@ def change_scenes(cfg: ChangeConfig, template: ClassifyConfig, say: Callable[[st
     for run in runs:
         run.check()
         check_map_outputs(run, MapOutputs.of(run))
-    check_outputs(replace(compare, before=Path(cfg.before), after=Path(cfg.after)),
-                  ChangeOutputs.of(cfg.output, cfg.preview))
+    check_outputs(cfg, ChangeOutputs.of(cfg.output, cfg.preview))
+    t = template
+    model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)  # once, for both scenes
     results = []
     for role, run in zip(("before", "after"), runs):
         say(f"classify {role}: {run.scene} -> {run.output}")
-        results.append(classify_scene(run))
+        results.append(classify_scene(run, model=model))
     return SceneChange(results[0], results[1], compute_change(compare, warn=say))

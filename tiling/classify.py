@@ -23,7 +23,7 @@ from lut.toolkit.errors import LutError
 from lut.toolkit.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.radiometry import BandRule
-from lut.toolkit.raster import GDAL_CACHE_MB, check_gsd, is_metric, pixel_area, raster_gsd
+from lut.toolkit.raster import check_gsd, gdal_env, is_metric, pixel_area, raster_gsd
 from lut.toolkit.store import DEFAULT_STORE
 from lut.toolkit.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
@@ -78,7 +78,10 @@ class ClassifyConfig:
         if self.vector_min_area is not None and self.vector is None:
             raise LutError("--vector-min-area applies to --vector polygons: add --vector FILE.gpkg")
         if self.vector is not None:
-            VectorizeConfig(self.scene, self.vector, self.vector_min_area).check()
+            self.vector_config().check()
+
+    def vector_config(self) -> VectorizeConfig:
+        return VectorizeConfig(self.scene, Path(self.vector), self.vector_min_area)
 
 
 @dataclass
@@ -144,17 +147,13 @@ def _say(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-
-
 def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say,
                    model: DeployedModel | None = None) -> ClassifyResult:
     """Classify `cfg.scene` into `cfg.output`; nothing appears at `cfg.output` unless the whole map is written.
 
     `model`: an already-loaded model (`load_deployed`), so many scenes share one session; by default
     the model `cfg` names is loaded."""
-    import rasterio
-
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+    with gdal_env():
         return _classify(cfg, warn, model)
 
 
@@ -167,7 +166,6 @@ class ScenePlan:
     footprint: Footprint
     grid: PatchGrid
     profile: dict
-    dtype: str = "uint8"
 
 
 def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], None]) -> ScenePlan:
@@ -178,7 +176,6 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
         gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, note, str(cfg.scene))
         profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
-        dtype = src.dtypes[bands[0] - 1]
         if src.crs is None:
             note(f"{cfg.scene} has no CRS; the map is written without one")
     window = footprint.window_px
@@ -187,7 +184,7 @@ def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], 
     if factor >= 16:
         note(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
              f"default stride {window}")
-    return ScenePlan(bands, rule, footprint, grid, profile, dtype)
+    return ScenePlan(bands, rule, footprint, grid, profile)
 
 
 @dataclass
@@ -246,9 +243,9 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None], model: DeployedM
     if model is None:
         model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
     plan = plan_scene(cfg, model, note)
-    vector_cfg = VectorizeConfig(cfg.scene, outputs.vector, cfg.vector_min_area)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
-        sieve_size(vector_cfg, pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]), str(cfg.scene))
+        sieve_size(cfg.vector_config(), pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]),
+                   str(cfg.scene))
     named = outputs.named()
     with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
         temps = dict(zip(named, temp_list))
@@ -269,7 +266,7 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None], model: DeployedM
             write_preview(temps["map"], temps["preview"], model.classes, class_colours(model.classes))
         if cfg.vector is not None:
             temps["vector"].unlink()  # OGR creates the GeoPackage itself
-            polygons = write_polygons(temps["map"], temps["vector"], vector_cfg, final=outputs.vector)
+            polygons = write_polygons(temps["map"], temps["vector"], cfg.vector_config(), final=outputs.vector)
             summary["vector"] = {"path": str(outputs.vector.resolve()), "polygons": polygons.polygons,
                                  "sieve_pixels": polygons.sieve_pixels, "sieved_pixels": polygons.sieved_pixels}
         temps["summary"].write_text(json.dumps(summary, indent=2))
@@ -293,8 +290,7 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
     grid = plan.grid
     readers = default_readers() if cfg.readers is None else cfg.readers
     reader = ChunkReader(Path(cfg.scene), plan.bands, cfg.nodata, grid, threads=max(1, readers))
-    preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch,
-                        cfg.uint8_graph and plan.dtype == "uint8")
+    preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch, cfg.uint8_graph)
     producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
     writer_path = target.with_name(target.name + ".gtiff.tif") if cfg.cog else target

@@ -26,7 +26,7 @@ class DeployedModel:
     mean: np.ndarray
     std: np.ndarray
     rule: BandRule | None
-    session: object
+    session: object | None  # the float-input session; None while the uint8 variant holds the weights
     chip: ChipInfo | None = None
     why: str = ""  # why this precision was picked
     open_device: str = "auto"
@@ -35,19 +35,23 @@ class DeployedModel:
 
     @property
     def device(self) -> str:
-        return session_device(self.session)
+        return session_device(self.session if self.session is not None else self._uint8[1])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
+        if self.session is None:  # one copy of the weights at a time: the uint8 variant goes first
+            self._uint8 = None
+            self.session = open_session(self.path, self.open_device, self.threads)
         return self.session.run(None, {"pixel_values": batch})[0]
 
     def uint8_session(self, rule: BandRule):
-        """The same model taking uint8 windows, with `rule` and the normalisation inside its graph (built once
-        per rule; the previous variant is released first)."""
+        """The same model taking uint8 windows, with `rule` and the normalisation inside its graph. It
+        replaces the float session (and any variant for another rule), so the weights are in memory once;
+        each is reopened when needed again."""
         key = json.dumps(rule.to_dict(), sort_keys=True)
         if self._uint8 is None or self._uint8[0] != key:
             from .graph_input import uint8_model
 
-            self._uint8 = None
+            self.session = self._uint8 = None
             self._uint8 = (key, open_session(uint8_model(self.path, rule, self.mean, self.std), self.open_device,
                                              self.threads))
         return self._uint8[1]

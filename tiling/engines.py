@@ -3,8 +3,9 @@ Ray actor over a local or remote Ray cluster (`ray`).
 
 Either way a worker loads the model once and classifies whole scenes: one process writes each GeoTIFF, a
 scene's error is caught in the worker and recorded, and the other scenes go on. On Ray, a worker process
-or node that dies has its scene retried on a fresh actor (`--retries`); the retry first removes the dead
-process's temporary files, as every lut write does.
+or node that dies has its scene retried on a fresh actor (`--retries`); the retry's writes remove the dead
+process's temporary files first, as every lut write does, and the driver sweeps once more at the end
+(`clean_temps`) for scenes that ran out of retries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lut.toolkit.atomic import remove_stale_temps
+from lut.toolkit.atomic import remove_stale_temps_for
 from lut.toolkit.errors import LutError
 
 from .classify import ClassifyConfig, MapOutputs, classify_scene
@@ -58,9 +59,10 @@ class SceneWorker:
                         result.patches, node=self.node)
 
 
-def clean_temps(job: Job) -> None:
-    for path in MapOutputs.of(ClassifyConfig(scene=job.scene, output=job.target)).named().values():
-        remove_stale_temps(path)
+def clean_temps(jobs: list[Job]) -> None:
+    """Remove the temporary files that dead worker processes left for these jobs' outputs."""
+    remove_stale_temps_for([path for job in jobs for path in
+                            MapOutputs.of(ClassifyConfig(scene=job.scene, output=job.target)).named().values()])
 
 
 def run_local(jobs: list[Job], spec: WorkerSpec, stop: Callable[[], bool]) -> Iterator[dict]:
@@ -143,16 +145,20 @@ def run_ray(jobs: list[Job], spec: WorkerSpec, options: RayOptions, stop: Callab
                 done, _ = ray.wait(list(running), num_returns=1)
                 actor, job, attempt = running.pop(done[0])
                 try:
-                    yield ray.get(done[0])
-                    idle.append(actor)
-                except ray.exceptions.RayActorError as exc:
+                    row = ray.get(done[0])
+                except ray.exceptions.RayTaskError:
+                    raise  # lut's own code failed outside the scene's try: not something a retry mends
+                except ray.exceptions.RayError:  # the actor's process or node died, or ran out of memory
                     ray.kill(actor, no_restart=True)
                     idle.append(new_actor())
                     if attempt <= options.retries:
                         pending.append((job, attempt + 1))
                     else:
                         yield make_row(job.scene, job.target, "failed", spec.config_hash, attempt,
-                                       error=f"the worker died {attempt} times ({type(exc).__name__})")
+                                       error=f"the worker process died on each of {attempt} attempts")
+                    continue
+                idle.append(actor)
+                yield row
         finally:
             for actor in idle + [a for a, _, _ in running.values()]:
                 with contextlib.suppress(Exception):
@@ -168,5 +174,4 @@ class _RayWorker:
         self.worker = worker_cls(spec, node=ray.get_runtime_context().get_node_id())
 
     def run(self, job: Job, attempt: int) -> dict:
-        clean_temps(job)  # a previous attempt's process is gone: its temporaries go
         return self.worker.run(job, attempt)

@@ -24,7 +24,7 @@ from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import write_run_outputs
-from .run_records import RunRecords, RunSpec, is_run_directory, make_row, sha256_file
+from .run_records import RunRecords, RunSpec, is_run_directory, sha256_file
 from .scene_list import common_root, expand_scenes, map_path, shard_of
 
 ENGINES = ("local", "ray")
@@ -71,8 +71,8 @@ def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions) -> tupl
 
     onnx_dir = onnx_dir_of(template.model, template.store)
     bundle = Bundle.load(onnx_dir, ("onnx",))
-    gpu = (ray.gpus_per_worker > 0) if engine == "ray" else (template.device != "cpu" and gpu_usable())
-    precision, path, _ = pick_file(onnx_dir, bundle, template.precision, gpu and template.device != "cpu")
+    gpu = template.device != "cpu" and (ray.gpus_per_worker > 0 if engine == "ray" else gpu_usable())
+    precision, path, _ = pick_file(onnx_dir, bundle, template.precision, gpu)
     t = replace(template, model=onnx_dir, precision=precision)
     spec = RunSpec(str(onnx_dir.resolve()), sha256_file(path), precision, t.stride, t.bands, t.scale, t.nodata,
                    t.reflectance_offset, t.min_valid, t.gsd, t.resample, t.batch_size, t.confidence, t.cog)
@@ -161,8 +161,7 @@ def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyRe
     if stop() and len(rows) < len(todo):
         aborted = True
         say(f"aborted after {cfg.max_failures} failed scenes (--max-failures); {len(todo) - len(rows)} not started")
-    for job in todo:
-        clean_temps(job)
+    clean_temps(todo)
     final = records.last_rows()
     ok_maps = [j.target for j in every if final.get(str(j.scene), {}).get("status") in ("ok", "skipped")]
     failed = sum(final.get(str(j.scene), {}).get("status") == "failed" for j in every)

@@ -24,7 +24,7 @@ from lut.toolkit.ownership import is_lut_preview, map_classes
 from lut.toolkit.raster import is_metric
 
 from .summary import area_summary, write_preview
-from .writer import NODATA
+from .writer import NODATA, map_legend
 
 MOSAIC_FORMAT = "lut-mosaic/1"
 RUN_SUMMARY_FORMAT = "lut-run-summary/1"
@@ -64,6 +64,7 @@ def vrt_xml(grids: list[MapGrid], vrt: Path, classes: list[str]) -> str:
     right = max(g.transform.c + g.width * g.transform.a for g in grids)
     bottom = min(g.transform.f + g.height * g.transform.e for g in grids)
     width, height = int(round((right - left) / res)), int(round((top - bottom) / res))
+    legend = map_legend(classes, np.zeros(len(classes), np.int64), None, confidence=False)
     colours = class_colours(classes)
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
     if grids[0].crs is not None:
@@ -72,10 +73,9 @@ def vrt_xml(grids: list[MapGrid], vrt: Path, classes: list[str]) -> str:
               "  <Metadata>", f'    <MDI key="LUT_FORMAT">{MOSAIC_FORMAT}</MDI>',
               f'    <MDI key="class_names">{escape(",".join(classes))}</MDI>', "  </Metadata>",
               '  <VRTRasterBand dataType="Byte" band="1">', f"    <NoDataValue>{NODATA}</NoDataValue>",
-              "    <ColorInterp>Palette</ColorInterp>", "    <Description>land-use class</Description>",
-              "    <CategoryNames>"]
-    lines += [f"      <Category>{escape(c)}</Category>" for c in classes]
-    lines += ["    </CategoryNames>", "    <ColorTable>"]
+              "    <ColorInterp>Palette</ColorInterp>", "    <Description>land-use class</Description>"]
+    lines += legend.category_xml()
+    lines.append("    <ColorTable>")
     for value in range(256):
         r, g, b, a = colours.get(value, (0, 0, 0, 0))
         lines.append(f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>')

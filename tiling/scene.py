@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,7 +145,8 @@ class ChunkReader:
         self.chunk_cols = max(1, chunk_px // grid.stride)
         self.threads = max(1, threads)
 
-    def _plan(self, height: int) -> list[tuple[int, int, int]]:
+    def _plan(self) -> list[tuple[int, int, int]]:
+        """(window row, its y, first window column) of every chunk, in reading order."""
         g = self.grid
         return [(r, y, first) for r, y in enumerate(g.y_origins.tolist())
                 for first in range(0, g.window_cols, self.chunk_cols)]
@@ -171,15 +171,14 @@ class ChunkReader:
         return SceneChunk(r, first, ncols, first + ncols == g.window_cols, x_start, width, cols - x_start, raw, valid)
 
     def chunks(self, stop: Callable[[], bool] = lambda: False):
+        if self.threads > 1:
+            yield from self._parallel(self._plan(), stop)
+            return
         with open_raster(self.path) as src:
-            plan = self._plan(src.height)
-            if self.threads == 1:
-                for r, y, first in plan:
-                    if stop():
-                        return
-                    yield self._read(src, r, y, first)
-                return
-        yield from self._parallel(plan, stop)
+            for r, y, first in self._plan():
+                if stop():
+                    return
+                yield self._read(src, r, y, first)
 
     def _parallel(self, plan: list[tuple[int, int, int]], stop: Callable[[], bool]):
         import collections

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.ownership import PREVIEW_SOFTWARE
-from lut.toolkit.raster import is_metric, pixel_area
+from lut.toolkit.legend import rgba_table
+from lut.toolkit.raster import decimated, is_metric, pixel_area
 
 
 def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
@@ -39,17 +40,10 @@ def write_preview(map_path: Path, png: Path, classes: list[str], colours: dict, 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import rasterio
     from matplotlib.patches import Patch
-    from rasterio.enums import Resampling
 
-    with rasterio.open(map_path) as src:
-        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
-        data = src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)),
-                        resampling=Resampling.nearest)
-    lut = np.zeros((256, 4), np.float32)
-    for value, rgba in colours.items():
-        lut[value] = np.asarray(rgba, np.float32) / 255.0
+    data = decimated(map_path, max_side)
+    lut = rgba_table(colours)
     fig, ax = plt.subplots(figsize=(8, 8 * data.shape[0] / max(data.shape[1], 1) + 0.5))
     ax.imshow(lut[data], interpolation="nearest")
     ax.set_axis_off()

@@ -16,6 +16,7 @@ from rasterio.enums import ColorInterp
 
 from lut.toolkit.legend import Category, Legend, class_colours
 from lut.toolkit.ownership import MAP_FORMAT, MAP_TAG
+from lut.toolkit.raster import gdal_env, overview_factors
 
 NODATA = 255
 #: the confidence band's nodata: 0 is a valid percentage, so nodata is 255 like the class band's
@@ -38,7 +39,7 @@ class ClassMapWriter:
         self.confidence = confidence
         self.stack = contextlib.ExitStack()
         try:
-            self.stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO"))
+            self.stack.enter_context(gdal_env(pam=False))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
                 self.dst = self.stack.enter_context(rasterio.open(path, "w", **profile))
@@ -78,15 +79,6 @@ def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | No
     return Legend(categories, NODATA, notes)
 
 
-def overview_factors(width: int, height: int, block: int = 256) -> list[int]:
-    """Halvings until the coarsest overview fits in one block, as GDAL's COG driver makes them."""
-    factors, f = [], 2
-    while max(width, height) / (f // 2) > block:
-        factors.append(f)
-        f *= 2
-    return factors
-
-
 def to_cog(gtiff: Path, target: Path) -> None:
     """Rewrite as a Cloud Optimized GeoTIFF: tiled, internal overviews by nearest neighbour (classes stay
     classes, never averaged into other classes), overviews after the header and before the data.
@@ -99,7 +91,7 @@ def to_cog(gtiff: Path, target: Path) -> None:
     import rasterio.shutil
     from rasterio.enums import Resampling
 
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+    with gdal_env(pam=False):
         with rasterio.open(gtiff, "r+") as src:
             factors = overview_factors(src.width, src.height)
             if factors:

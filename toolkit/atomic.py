@@ -38,20 +38,28 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_temps(target: Path) -> list[Path]:
     """Remove lut's own leftovers for `target` (temp files/dirs of processes that no longer run)."""
-    target = Path(target)
+    return remove_stale_temps_for([target])
+
+
+def remove_stale_temps_for(targets: list[Path]) -> list[Path]:
+    """The same for many targets, listing each of their directories once."""
+    by_dir: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        by_dir.setdefault(target.parent, set()).add(target.name)
     removed = []
-    if not target.parent.is_dir():
-        return removed
-    for entry in target.parent.iterdir():
-        match = _TEMP.match(entry.name)
-        if not match or match.group("name") != target.name or _alive(int(match.group("pid"))):
+    for directory, names in by_dir.items():
+        if not directory.is_dir():
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-        removed.append(entry)
+        for entry in directory.iterdir():
+            match = _TEMP.match(entry.name)
+            if not match or match.group("name") not in names or _alive(int(match.group("pid"))):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed.append(entry)
     return removed
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,8 @@ import numpy as np
 from .atomic import atomic_files
 from .errors import LutError
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
-from .ownership import MAP_TAG, check_output_file, is_lut_map, is_lut_preview, map_classes, raster_tags
-from .raster import GDAL_CACHE_MB, is_metric, pixel_area
+from .ownership import MAP_TAG, check_output_file, is_lut_map_tags, is_lut_preview, map_classes, raster_tags
+from .raster import gdal_env, is_metric, overview_factors, pixel_area
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 
 CHANGE_FORMAT = "lut-change/1"
@@ -122,18 +123,25 @@ _OWNED: dict[str, Callable[[Path], bool]] = {
 
 
 def read_map_info(path: Path, role: str) -> MapInfo:
+    """The grid and classes of a lut map, from one open of the file; anything else is refused."""
     import rasterio
+    from rasterio.errors import RasterioIOError
 
     path = Path(path)
     if not path.is_file():
         raise LutError(f"{role} map {path} does not exist")
-    if not is_lut_map(path):
-        kind = "a lut change raster" if is_change_raster(path) else "not a land-use map written by lut"
+    tags, info = {}, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a raster without georeferencing is refused below, not warned about
+        with contextlib.suppress(RasterioIOError), rasterio.open(path) as src:
+            tags = src.tags()
+            info = MapInfo(path, map_classes(tags), src.crs, src.transform, src.width, src.height, src.count,
+                           tuple(src.bounds))
+    if info is None or not is_lut_map_tags(tags):
+        kind = "a lut change raster" if tags.get(MAP_TAG) == CHANGE_FORMAT else "not a land-use map written by lut"
         raise LutError(f"{role} {path} is {kind}; lut change compares two maps of lut classify (to classify two "
                        "scenes first, add --model BUNDLE)")
-    with rasterio.open(path) as src:
-        return MapInfo(path, map_classes(src.tags()), src.crs, src.transform, src.width, src.height, src.count,
-                       tuple(src.bounds))
+    return info
 
 
 def check_pair(before: MapInfo, after: MapInfo, cfg: ChangeConfig) -> bool:
@@ -205,25 +213,32 @@ def change_codes(before: np.ndarray, after: np.ndarray, n: int, conf_before: np.
             removed = np.bincount(before[low].astype(np.int64) * n + after[low], minlength=n * n)
             to = np.where(low, before, after)
     codes = np.full(before.shape, nodata, dtype)
-    codes[valid] = before[valid].astype(dtype) * n + to[valid].astype(dtype)
-    counts = np.bincount(codes[valid], minlength=n * n)
-    return codes, counts.astype(np.int64), removed
+    coded = before[valid].astype(dtype) * n + to[valid].astype(dtype)
+    codes[valid] = coded
+    return codes, np.bincount(coded, minlength=n * n).astype(np.int64), removed
+
+
+def change_colours(classes: list[str]) -> dict[int, tuple[int, int, int, int]]:
+    """Unchanged pixels in a pale tint of their class, changes in the colour of the class they became;
+    nodata transparent."""
+    colours = class_colours(classes)
+    n = len(classes)
+    table = {}
+    for i in range(n):
+        for j in range(n):
+            rgb = colours[j][:3]
+            table[i * n + j] = (*(rgb if i != j else tuple(int(v + 0.7 * (255 - v)) for v in rgb)), 255)
+    table[code_dtype(n)[1]] = (0, 0, 0, 0)
+    return table
 
 
 def change_legend(classes: list[str], counts: np.ndarray, area_m2: float | None) -> Legend:
-    """Unchanged pixels in a pale tint of their class, changes in the colour of the class they became."""
-    colours = class_colours(classes)
+    colours = change_colours(classes)
     n = len(classes)
-    categories = []
-    for i, a in enumerate(classes):
-        for j, b in enumerate(classes):
-            r, g, bl, _ = colours[j]
-            colour = (r, g, bl, 255) if i != j else tuple(int(v + 0.7 * (255 - v)) for v in (r, g, bl)) + (255,)
-            pixels = int(counts[i * n + j])
-            categories.append(Category(i * n + j, transition_name(a, b), colour, pixels,
-                                       None if area_m2 is None else pixels * area_m2 / 1e6))
-    nodata = code_dtype(n)[1]
-    return Legend(categories, nodata)
+    categories = [Category(i * n + j, transition_name(a, b), colours[i * n + j], int(counts[i * n + j]),
+                           None if area_m2 is None else int(counts[i * n + j]) * area_m2 / 1e6)
+                  for i, a in enumerate(classes) for j, b in enumerate(classes)]
+    return Legend(categories, code_dtype(n)[1])
 
 
 def check_outputs(cfg: ChangeConfig, outputs: ChangeOutputs) -> None:
@@ -276,8 +291,7 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
     profile = {"driver": "GTiff", "width": before.width, "height": before.height, "count": 1,
                "dtype": np.dtype(dtype).name, "nodata": nodata, "crs": before.crs, "transform": before.transform,
                "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024), \
-            rasterio.open(before.path) as b_src, \
+    with gdal_env(pam=False), rasterio.open(before.path) as b_src, \
             aligned(after, before, same) as a_src, rasterio.open(target, "w", **profile) as dst:
         for y0 in range(0, before.height, cfg.strip_rows):
             window = Window(0, y0, before.width, min(cfg.strip_rows, before.height - y0))
@@ -287,13 +301,12 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
             dst.write(codes, 1, window=window)
             counts += c
             removed += r
-        legend = change_legend(before.classes, counts, None)
-        dst.write_colormap(1, legend.colour_table())
+        dst.write_colormap(1, change_colours(before.classes))
         dst.set_band_description(1, f"land-use change: value = before x {n} + after ({nodata} = nodata)")
         dst.update_tags(**{MAP_TAG: CHANGE_FORMAT}, class_names=",".join(before.classes),
                         before=str(before.path.resolve()), after=str(after.path.resolve()),
                         aligned="same grid" if same else NEAREST_NOTE)
-        factors = [f for f in (2, 4, 8, 16, 32, 64) if min(before.width, before.height) // f >= 128]
+        factors = overview_factors(before.width, before.height)
         if factors:
             from rasterio.enums import Resampling
 
@@ -310,7 +323,7 @@ def _write_tables(temps: dict[str, Path], result: ChangeResult, cfg: ChangeConfi
               "codes": {"value": f"before x {len(t.classes)} + after",
                         "nodata": code_dtype(len(t.classes))[1]},
               **t.to_json(), "warnings": result.warnings}
-    temps["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    temps["matrix_csv"].write_text(t.matrix_csv())
-    temps["classes_csv"].write_text(t.classes_csv())
+    temps["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    temps["matrix_csv"].write_text(t.matrix_csv(), encoding="utf-8")
+    temps["classes_csv"].write_text(t.classes_csv(), encoding="utf-8")
     temps["markdown"].write_text(t.markdown(title), encoding="utf-8")

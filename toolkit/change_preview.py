@@ -6,29 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .legend import class_colours
+from .legend import class_colours, rgba_table
 from .ownership import PREVIEW_SOFTWARE
+from .raster import decimated
 from .transitions import Transitions
 
 UNCHANGED_GREY = (0.86, 0.86, 0.86, 1.0)
-
-
-def _decimated(path: Path, max_side: int) -> np.ndarray:
-    import rasterio
-    from rasterio.enums import Resampling
-
-    with rasterio.open(path) as src:
-        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
-        return src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)),
-                        resampling=Resampling.nearest)
-
-
-def _class_rgba(classes: list[str]) -> np.ndarray:
-    table = np.ones((256, 4), np.float32)  # white: nodata and anything unnamed
-    for value, rgba in class_colours(classes).items():
-        table[value] = np.asarray(rgba, np.float32) / 255.0
-    table[255] = (1.0, 1.0, 1.0, 1.0)
-    return table
 
 
 def change_rgba(codes: np.ndarray, n: int, classes_rgba: np.ndarray) -> np.ndarray:
@@ -52,12 +35,14 @@ def write_change_preview(png: Path, before: Path, after: Path, change: Path, tra
 
     classes = transitions.classes
     n = len(classes)
-    rgba = _class_rgba(classes)
+    colours = class_colours(classes)
+    colours.pop(255)  # nodata: white, like anything unnamed
+    rgba = rgba_table(colours, fill=(1.0, 1.0, 1.0, 1.0))
     fig, axes = plt.subplots(1, 4, figsize=(20, 5.4), gridspec_kw={"width_ratios": [1, 1, 1, 1.1]})
     for ax, title, path in ((axes[0], "before", before), (axes[1], "after", after)):
-        ax.imshow(rgba[_decimated(path, max_side)], interpolation="nearest")
+        ax.imshow(rgba[decimated(path, max_side)], interpolation="nearest")
         ax.set_title(f"{title}: {Path(path).name}")
-    axes[2].imshow(change_rgba(_decimated(change, max_side).astype(np.int64), n, rgba), interpolation="nearest")
+    axes[2].imshow(change_rgba(decimated(change, max_side).astype(np.int64), n, rgba), interpolation="nearest")
     share = 100.0 * transitions.changed_pixels() / max(transitions.total, 1)
     axes[2].set_title(f"change ({share:.1f}% of the common area)")
     for ax in axes[:3]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import numpy as np
+
 from .synthetic import CLASS_COLOURS
 
 LEGEND_FORMAT = "lut-legend/1"
@@ -31,6 +33,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 GRASS = (150, 205, 90)
 
 RGBA = tuple[int, int, int, int]
+
+
+def rgba_table(colours: dict[int, RGBA], fill: tuple[float, float, float, float] = (0, 0, 0, 0)) -> np.ndarray:
+    """A (256, 4) float table in [0, 1] for drawing uint8 class rasters; values without a colour get `fill`."""
+    table = np.tile(np.asarray(fill, np.float32), (256, 1))
+    for value, rgba in colours.items():
+        if value < 256:
+            table[value] = np.asarray(rgba, np.float32) / 255.0
+    return table
 
 
 def class_colours(classes: list[str], nodata: int = 255) -> dict[int, RGBA]:
@@ -72,15 +83,15 @@ class Legend:
     nodata: int
     band_notes: dict[int, str] = field(default_factory=dict)  # band -> description of a plain data band
 
-    def colour_table(self) -> dict[int, RGBA]:
-        table = {c.value: c.colour for c in self.categories}
-        table[self.nodata] = (0, 0, 0, 0)
-        return table
-
     def names(self) -> list[str]:
         """GDAL category names: entry i names value i."""
         by_value = {c.value: c.name for c in self.categories}
         return [by_value.get(v, "") for v in range(max(by_value) + 1)]
+
+    def category_xml(self, indent: str = "    ") -> list[str]:
+        """The `<CategoryNames>` element of a PAM or VRT band."""
+        return ([f"{indent}<CategoryNames>"] + [f"{indent}  <Category>{escape(n)}</Category>" for n in self.names()]
+                + [f"{indent}</CategoryNames>"])
 
 
 # GDAL's raster attribute table enums (gdal.h: GDALRATFieldType, GDALRATFieldUsage)
@@ -108,9 +119,8 @@ def pam_xml(legend: Legend) -> str:
     """The `.aux.xml` GDAL reads beside a GeoTIFF: category names and an attribute table on band 1, and
     "Gray" for the other bands, so no viewer takes a data band for transparency."""
     lines = ["<PAMDataset>", "  <Metadata>", f'    <MDI key="{LEGEND_KEY}">{LEGEND_FORMAT}</MDI>', "  </Metadata>",
-             '  <PAMRasterBand band="1">', "    <ColorInterp>Palette</ColorInterp>", "    <CategoryNames>"]
-    lines += [f"      <Category>{escape(name)}</Category>" for name in legend.names()]
-    lines.append("    </CategoryNames>")
+             '  <PAMRasterBand band="1">', "    <ColorInterp>Palette</ColorInterp>"]
+    lines += legend.category_xml()
     lines += _rat_xml(legend)
     lines.append("  </PAMRasterBand>")
     for band, description in sorted(legend.band_notes.items()):

@@ -90,7 +90,10 @@ def raster_tags(path: Path) -> dict:
 
 
 def is_lut_map(path: Path) -> bool:
-    tags = raster_tags(path)
+    return is_lut_map_tags(raster_tags(path))
+
+
+def is_lut_map_tags(tags: dict) -> bool:
     # lut before the format tag wrote exactly these two tags on every map
     legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
     return tags.get(MAP_TAG) == MAP_FORMAT or legacy

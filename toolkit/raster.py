@@ -83,3 +83,35 @@ def is_metric(crs) -> bool:
 def pixel_area(transform) -> float:
     """One pixel's area in CRS units squared."""
     return abs(transform.a * transform.e - transform.b * transform.d)
+
+
+def gdal_env(pam: bool = True):
+    """rasterio's GDAL settings for lut's reads and writes: the block cache capped, and (pam=False) GDAL's
+    own `.aux.xml` off, for writes through temporary names where GDAL would leave a sidecar named after
+    the temporary file (lut writes its legend sidecar itself)."""
+    import rasterio
+
+    options = {"GDAL_CACHEMAX": GDAL_CACHE_MB * 1024 * 1024}
+    if not pam:
+        options["GDAL_PAM_ENABLED"] = "NO"
+    return rasterio.Env(**options)
+
+
+def overview_factors(width: int, height: int, block: int = 256) -> list[int]:
+    """Halvings until the coarsest overview fits in one block, as GDAL's COG driver makes them."""
+    factors, f = [], 2
+    while max(width, height) / (f // 2) > block:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def decimated(path, max_side: int) -> np.ndarray:
+    """Band 1 read at most `max_side` pixels a side, nearest neighbour (class values stay class values)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path) as src:
+        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
+        return src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)),
+                        resampling=Resampling.nearest)

@@ -91,6 +91,10 @@ def test_local_run_maps_match_single_scene_and_records_resume(exported_bundle, s
     with rasterio.open(out / "mosaic.vrt") as src:
         assert (src.width, src.height) == (96, 64) and src.colormap(1)[3][:3] == (40, 90, 220)
         later = src.read(1)
+    from ..gdal_native import read_band_legend
+
+    assert read_band_legend(out / "mosaic.vrt")["categories"][:6] == [
+        "forest", "cropland", "urban", "water", "barren", "wetland"]
     with rasterio.open(out / "2025/T1.landuse.tif") as src:
         assert np.array_equal(later, src.read(1))  # the later map in path order wins on the overlap
     assert mosaic["classes"]["water"]["km2"] == pytest.approx((later == 3).sum() * 100 / 1e6)

@@ -16,7 +16,7 @@ from lut.toolkit.cli import lut
 from lut.toolkit.errors import LutError
 from lut.toolkit.transitions import Transitions
 
-from ..conftest import CLASSES6, write_lut_map
+from ..conftest import write_lut_map
 from ..gdal_native import read_band_legend
 
 FOREST, CROPLAND, URBAN, WATER, BARREN, WETLAND = range(6)
