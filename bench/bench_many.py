@@ -2,10 +2,13 @@
 
 1. Feeder ceiling: `lut classify` of a random 4096² uint8 scene, 224 px windows, with a null model (the
    session returns zeros at once), so the figure is what reading, preparing, accumulating and writing can
-   deliver. Baseline, as before this change: the reader thread prepares each window with the band rule
-   itself (`readers=0`). Against it: the preparing moved to a pool of 1 or 2 threads, and uint8 windows
-   handed to a model that normalises them in its graph (the null model skips that work: on a GPU it runs
-   on the device), with 1, 2 and 4 prepare threads. Runs alternate, best of `--repeats`.
+   deliver. Baseline: lut's own pipeline as it was before this change (`--baseline-rev`, checked out in a
+   git worktree and run in a subprocess). Against it, today's pipeline: the reader preparing each window
+   itself (`readers=0`), the preparing moved to a pool of 1 or 2 threads, and uint8 windows handed to a
+   model that normalises them in its graph (the null model skips that work: on a GPU it runs on the
+   device), with 1, 2 and 4 threads. Old and new runs alternate; best of `--repeats`; rates are patches
+   per second of the streaming part (both versions time it the same way, model loading excluded).
+   Then reading alone, with 1, 2 and 4 reading threads.
 2. Many scenes: 8 scenes through `classify_many` with the local engine and with Ray (2 workers, 1 CPU
    each, embedded local Ray), a small 2-layer ViT: wall time, per-scene overhead (wall minus the scenes'
    own classify seconds, per scene) and Ray's start-up.
@@ -16,6 +19,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,21 +75,85 @@ def feeder_section(args, tmp: Path) -> None:
     scene = tmp / "scene.tif"
     write_scene(scene, args.size)
     base = ClassifyConfig(scene=scene, output=tmp / "m.tif", model=bundle, progress=False, overwrite=True)
-    variants = {"per-window rule on the reader (before)": replace(base, uint8_graph=False, readers=0),
+    variants = {"per-window rule on the reader": replace(base, uint8_graph=False, readers=0),
                 "per-window rule, 1 prepare thread": replace(base, uint8_graph=False, readers=1),
                 "per-window rule, 2 prepare threads": replace(base, uint8_graph=False, readers=2)}
     for readers in (1, 2, 4):
         variants[f"uint8 into the graph, {readers} prepare thread(s)"] = replace(base, readers=readers)
-    best = {name: 0.0 for name in variants}
-    for _ in range(args.repeats):
-        for name, cfg in variants.items():
-            start = time.perf_counter()
-            result = classify_scene(cfg, warn=lambda m: None, model=model)
-            best[name] = max(best[name], result.patches / (time.perf_counter() - start))
-    print(f"feeder ceiling, null model, random {args.size}² uint8 scene, 224 px windows, best of {args.repeats}:")
-    baseline = best["per-window rule on the reader (before)"]
+    old = f"lut at {args.baseline_rev} (before this change)"
+    best = {old: 0.0, **{name: 0.0 for name in variants}}
+    with baseline_tree(args.baseline_rev) as tree:
+        for _ in range(args.repeats):  # old and new alternate, so both see the same machine
+            best[old] = max(best[old], baseline_rate(tree, scene, bundle, tmp))
+            for name, cfg in variants.items():
+                result = classify_scene(cfg, warn=lambda m: None, model=model)
+                best[name] = max(best[name], result.patches / result.seconds)
+    print(f"feeder ceiling, null model, random {args.size}² uint8 scene, 224 px windows, patches per second of "
+          f"streaming (read, prepare, infer, write), best of {args.repeats}:")
     for name, rate in best.items():
-        print(f"  {name:<44} {rate:8.0f} patches/s  {rate / baseline:5.2f}x")
+        print(f"  {name:<44} {rate:8.0f} patches/s  {rate / best[old]:5.2f}x")
+    read_section(args, scene)
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str):
+    """lut's packages as they were at `rev`, importable as `lut` from a temporary directory."""
+    root = Path(tempfile.mkdtemp(prefix="bench_many_old_"))
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(root / "tree"), rev], check=True)
+    try:
+        (root / "path" / "lut").mkdir(parents=True)
+        for package in ("toolkit", "export", "tiling"):
+            (root / "path" / "lut" / package).symlink_to(root / "tree" / package)
+        yield root / "path"
+    finally:
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(root / "tree")], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+#: the old pipeline with its session swapped for a null one (its classify_scene loads the model itself)
+OLD_RUN = """
+import sys, numpy as np
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import lut.tiling.classify as c
+assert c.__file__.startswith(sys.argv[1])
+real = c.load_deployed
+class Null:
+    def __init__(self, k): self.k = k
+    def run(self, names, feeds): return [np.zeros((len(feeds["pixel_values"]), self.k), np.float32)]
+    def get_providers(self): return ["CPUExecutionProvider"]
+def null_model(*args, **kwargs):
+    model = real(*args, **kwargs)
+    model.session = Null(len(model.classes))
+    return model
+c.load_deployed = null_model
+r = c.classify_scene(c.ClassifyConfig(scene=Path(sys.argv[2]), output=Path(sys.argv[3]), model=Path(sys.argv[4]),
+                                      precision="fp32", progress=False, overwrite=True), warn=lambda m: None)
+print(r.patches / r.seconds)
+"""
+
+
+def baseline_rate(tree: Path, scene: Path, bundle: Path, tmp: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", OLD_RUN, str(tree), str(scene), str(tmp / "old.tif"), str(bundle)],
+                         check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
+def read_section(args, scene: Path) -> None:
+    """Reading alone (GDAL strips and validity masks, nothing else): the bound every variant above shares."""
+    from lut.tiling.grid import PatchGrid
+    from lut.tiling.scene import ChunkReader
+
+    grid = PatchGrid(args.size, args.size, 224, 224)
+    print("reading strips alone (ChunkReader), best of", args.repeats)
+    for threads in (1, 2, 4):
+        best = 0.0
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            windows = sum(len(c.offsets) for c in ChunkReader(scene, (1, 2, 3), None, grid, threads=threads).chunks())
+            best = max(best, windows / (time.perf_counter() - start))
+        print(f"  {threads} reading thread(s)                          {best:8.0f} windows/s")
 
 
 def many_section(args, tmp: Path) -> None:
@@ -128,6 +198,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--skip-many", action="store_true")
+    parser.add_argument("--baseline-rev", default="96bb818",
+                        help="git revision of lut before the feeder work (the commit this change started from)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_many_") as name:
         feeder_section(args, Path(name))

@@ -120,6 +120,7 @@ class CellAccumulator:
         self.hits = np.zeros((grid.cell_rows, grid.cell_cols), np.float32)
         self.widths = grid.cell_widths()
         self.heights = grid.cell_heights()
+        self.starts = np.concatenate([[0], np.cumsum(self.widths)[:-1]])
 
     def add(self, where: list[tuple[int, int]], probs: np.ndarray) -> None:
         rows, cols = self.grid.row_cells, self.grid.col_cells
@@ -128,8 +129,9 @@ class CellAccumulator:
             self.probs[y0:y1, x0:x1] += p
             self.hits[y0:y1, x0:x1] += 1
 
-    def row_pixels(self, cell_row: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class and confidence (0-100) pixels of one cell row; nodata where invalid or never classified."""
+    def row_pixels(self, cell_row: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Class and confidence (0-100) pixels of one cell row, nodata where invalid or never classified, and
+        the pixels per class, counted per cell (valid pixels of each classified cell) rather than per pixel."""
         hits = self.hits[cell_row]
         mean = self.probs[cell_row] / np.maximum(hits, 1)[:, None]
         cls = np.where(hits > 0, mean.argmax(1), NODATA).astype(np.uint8)
@@ -140,7 +142,10 @@ class CellAccumulator:
         invalid = ~valid
         cls_px[invalid] = NODATA
         conf_px[invalid] = CONFIDENCE_NODATA
-        return cls_px, conf_px
+        valid_per_cell = np.add.reduceat(valid.sum(axis=0), self.starts)
+        seen = hits > 0
+        counts = np.bincount(cls[seen], weights=valid_per_cell[seen], minlength=self.probs.shape[-1])
+        return cls_px, conf_px, counts.astype(np.int64)
 
 
 def _say(message: str) -> None:
@@ -312,9 +317,9 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
                 stats.low_valid += batch.low_valid
                 bar.update(len(batch.where) + batch.skipped + batch.low_valid)
                 for cell_row, valid in batch.finished_rows:
-                    cls, conf = accumulator.row_pixels(cell_row, valid)
-                    stats.nodata_pixels += int((cls == NODATA).sum())
-                    writer.write_rows(int(grid.y_edges[cell_row]), cls, conf)
+                    cls, conf, counts = accumulator.row_pixels(cell_row, valid)
+                    stats.nodata_pixels += cls.size - int(counts.sum())
+                    writer.write_rows(int(grid.y_edges[cell_row]), cls, conf, counts)
             if producer.error is not None:
                 raise producer.error
         finally:

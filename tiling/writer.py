@@ -56,7 +56,9 @@ class ClassMapWriter:
             self.dst.set_band_description(2, f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)")
         self.counts = np.zeros(len(classes), np.int64)
 
-    def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None) -> None:
+    def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None,
+                   counts: np.ndarray | None = None) -> None:
+        """Rows `y0`.. of the map; `counts` (pixels per class) when the caller already knows them."""
         from rasterio.windows import Window
 
         h, w = classes.shape
@@ -64,8 +66,9 @@ class ClassMapWriter:
         self.dst.write(classes, 1, window=window)
         if self.confidence and confidence is not None:
             self.dst.write(confidence, 2, window=window)
-        valid = classes[classes != NODATA]
-        self.counts += np.bincount(valid, minlength=len(self.classes))[: len(self.classes)]
+        if counts is None:
+            counts = np.bincount(classes.ravel(), minlength=256)[: len(self.classes)]  # nodata lands in 255
+        self.counts += counts
 
     def close(self) -> None:
         self.stack.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rasterio
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
 from lut.tiling.graph_input import rule_constants
@@ -31,8 +32,12 @@ def test_uint8_graph_maps_equal_the_per_window_path(exported_bundle, tmp_path, s
     maps = {}
     for graph, readers in ((False, 1), (True, 1), (True, 3)):
         out = tmp_path / f"m{graph}{readers}.tif"
-        classify_scene(ClassifyConfig(scene=scene, output=out, model=exported_bundle, precision="fp32", stride=stride,
-                                      uint8_graph=graph, readers=readers, batch_size=5, confidence=True,
-                                      progress=False), warn=lambda m: None)
+        result = classify_scene(ClassifyConfig(scene=scene, output=out, model=exported_bundle, precision="fp32",
+                                               stride=stride, uint8_graph=graph, readers=readers, batch_size=5,
+                                               confidence=True, progress=False), warn=lambda m: None)
         maps[(graph, readers)] = out.read_bytes()
+        with rasterio.open(out) as src:  # the areas, counted per cell, are the map's own pixel counts
+            pixels = np.bincount(src.read(1).ravel(), minlength=256)
+        assert [r["pixels"] for r in result.summary["classes"].values()] == pixels[:6].tolist()
+        assert result.summary["nodata_pixels"] == pixels[255] > 0
     assert maps[(True, 1)] == maps[(False, 1)] == maps[(True, 3)]
