@@ -291,10 +291,10 @@ def in_second_epoch(c: Ctx, action) -> None:
 
     real = dino.train_epoch
 
-    def patched(cfg, state, *a, **k):
+    def patched(state, *a, **k):
         if state.epoch == 1:
             action()
-        return real(cfg, state, *a, **k)
+        return real(state, *a, **k)
 
     c.fixture("monkeypatch").setattr(dino, "train_epoch", patched)
 

@@ -117,9 +117,9 @@ def data_options(f):
         click.option("--image-size", default=None, type=click.IntRange(1),
                      help="Input size in pixels (default: the backbone's)."),
         click.option("--epochs", default=15, show_default=True, type=click.IntRange(1)),
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1)),
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1),
+                     help="The global batch, split over --devices x --nodes ranks."),
         click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])),
         click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="DataLoader workers."),
         click.option("--no-cache", is_flag=True, help="Recompute frozen features every epoch (for benchmarks)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
@@ -129,11 +129,43 @@ def data_options(f):
     return f
 
 
-def train_config(epochs: int, batch_size: int, seed: int, device: str, workers: int, no_cache: bool, quiet: bool):
+def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache: bool, quiet: bool):
     from .training import TrainConfig
 
-    return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device, num_workers=workers,
+    return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, num_workers=workers,
                        cache_features=not no_cache, progress=show_progress(quiet))
+
+
+def dist_options(precision_default: str):
+    """Where training runs (finetune, compare, pretrain): devices, nodes, accelerator, precision."""
+    def decorate(f):
+        options = [
+            click.option("--devices", default=1, show_default=True, type=click.IntRange(1),
+                         help="Devices (GPUs, or CPU processes) per node; one node starts its own ranks."),
+            click.option("--nodes", default=1, show_default=True, type=click.IntRange(1),
+                         help="Nodes; multi-node runs are started by torchrun or srun around lut (README)."),
+            click.option("--accelerator", default="auto", show_default=True,
+                         type=click.Choice(["auto", "cpu", "gpu"])),
+            click.option("--device", default=None, hidden=True, type=click.Choice(["auto", "cpu", "cuda"]),
+                         help="Old name of --accelerator (cuda means gpu)."),
+            click.option("--precision", default=precision_default, show_default=True,
+                         type=click.Choice(["auto", "fp32", "bf16-mixed", "bf16"]),
+                         help="bf16-mixed: bfloat16 autocast where the CPU/GPU has native bf16; auto picks it "
+                              "there (bf16 is an alias)."),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def dist_config(devices: int, nodes: int, accelerator: str, device: str | None, precision: str):
+    from .distributed import DistConfig, from_device
+
+    if device is not None:
+        accelerator = from_device(device)
+    return DistConfig(devices=devices, nodes=nodes, accelerator=accelerator,
+                      precision="bf16-mixed" if precision == "bf16" else precision)
 
 
 @lut.command()
@@ -156,9 +188,10 @@ def train_config(epochs: int, batch_size: int, seed: int, device: str, workers: 
                    "(default: BOA_ADD_OFFSET from the chips' metadata, else 0).")
 @click.option("-o", "--output", default=None, type=click.Path(path_type=Path), help="Bundle dir (default models/<strategy>).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing lut bundle (never anything else).")
-def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, device, workers,
+@dist_options("fp32")
+def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, workers,
              no_cache, quiet, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
-             output, overwrite):
+             output, overwrite, devices, nodes, accelerator, device, precision):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
     from .radiometry import parse_bands
@@ -168,12 +201,13 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
         backbone=backbone,
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
-        train=train_config(epochs, batch_size, seed, device, workers, no_cache, quiet),
-        train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
+        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet),
+        dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
-    click.echo(format_metrics(outcome.metrics))
-    click.echo(f"bundle: {target}")
+    if outcome is not None:  # None on the other ranks of a torchrun/srun run
+        click.echo(format_metrics(outcome.metrics))
+        click.echo(f"bundle: {target}")
 
 
 @lut.command("export")
@@ -424,7 +458,8 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
 @click.option("--local-size", default=None, type=int, help="Local crop size (default 96/224 of the global).")
 @click.option("--local-views", default=6, show_default=True, type=click.IntRange(0))
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2),
+              help="The global batch (over every device); the LR scales per 256 images of it.")
 @click.option("--lr", default=5e-4, show_default=True, type=float, help="Peak LR per 256 images.")
 @click.option("--warmup-epochs", default=10, show_default=True, type=click.IntRange(0))
 @click.option("--momentum", default=0.996, show_default=True, type=click.FloatRange(0, 1),
@@ -451,15 +486,13 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
               help="Labelled folder: k-NN accuracy after each epoch, to see collapse early.")
 @click.option("--resume", is_flag=True, help="Continue from the last epoch checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output (and any unfinished run).")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto: bfloat16 autocast where the CPU/GPU has native bf16 (about 1.5x faster on AVX512-BF16).")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--quiet", is_flag=True, help="No progress bars (one JSON line per epoch instead).")
+@dist_options("auto")
 def pretrain(method, sources, backbone, output, image_size, local_size, local_views, epochs, batch_size, lr,
              warmup_epochs, momentum, teacher_temp, teacher_temp_final, colour_jitter, grayscale, solarize, out_dim,
              head_hidden, bottleneck, windows_per_scene, bands, seed, all_images, monitor,
-             resume, overwrite, device, precision, workers, quiet):
+             resume, overwrite, workers, quiet, devices, nodes, accelerator, device, precision):
     """Self-supervised DINO pretraining on unlabelled imagery; the result is a backbone for finetune."""
     from .dino import PretrainConfig, pretrain as run
     from .radiometry import parse_bands
@@ -471,8 +504,11 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
         teacher_temp_final=teacher_temp_final, colour_jitter=colour_jitter, grayscale=grayscale, solarize=solarize,
         out_dim=out_dim, head_hidden=head_hidden, bottleneck=bottleneck,
         windows_per_scene=windows_per_scene, bands=parse_bands(bands), seed=seed, split_guard=not all_images,
-        monitor=monitor, resume=resume, overwrite=overwrite, device=device, precision=precision, workers=workers,
+        monitor=monitor, resume=resume, overwrite=overwrite,
+        dist=dist_config(devices, nodes, accelerator, device, precision), workers=workers,
         progress=show_progress(quiet)))
+    if result is None:  # the other ranks of a torchrun/srun run
+        return
     last = result.history[-1] if result.history else {}
     knn = f", k-NN accuracy {last['knn_accuracy']:.3f}" if "knn_accuracy" in last else ""
     click.echo(f"pretrained {len(result.history)} epochs in {result.seconds:.0f} s, final loss "
@@ -488,8 +524,9 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
               help="Strategies also run at the smaller label counts.")
 @data_options
 @click.option("-o", "--output", default="results", show_default=True, type=click.Path(path_type=Path))
+@dist_options("fp32")
 def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
-            epochs, batch_size, seed, device, workers, no_cache, quiet, output):
+            epochs, batch_size, seed, workers, no_cache, quiet, output, devices, nodes, accelerator, device, precision):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
     from .radiometry import parse_bands
@@ -498,9 +535,11 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, data, sy
         backbones=[b.strip() for b in backbones.split(",") if b.strip()], strategies=parse_strategies(strategies),
         train_labels=parse_labels(train_labels), efficiency_strategies=parse_strategies(efficiency_strategies),
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
-        train=train_config(epochs, batch_size, seed, device, workers, no_cache, quiet), output=output)
+        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet),
+        dist=dist_config(devices, nodes, accelerator, device, precision), output=output)
     result = run_compare(cfg, say=click.echo)
-    click.echo(f"results: {result['output'] / 'results.md'}")
+    if result is not None:  # None on the other ranks of a torchrun/srun run
+        click.echo(f"results: {result['output'] / 'results.md'}")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from .backbones import check_backbone_spec
 from .bundle import BUNDLE_FILE, Bundle
 from .errors import LutError
 from .ownership import COMPARE_FORMAT, check_not_input, is_compare_directory
+from .distributed import DistConfig, launch
 from .finetune import FinetuneConfig, run_finetune
 from .strategies import STRATEGIES, StrategyConfig
 from .training import TrainConfig
@@ -32,6 +33,7 @@ class CompareConfig:
     bands: tuple[int, ...] | None = None
     image_size: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     output: Path = Path("results")
 
 
@@ -92,6 +94,8 @@ def fingerprint(cfg: CompareConfig) -> dict:
     shared = {"data": cfg.data, "synthetic_images": cfg.synthetic_images if cfg.data == "synthetic" else None,
               "bands": cfg.bands, "image_size": cfg.image_size,
               "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers", "device")}}
+    if cfg.dist.precision != "fp32":  # the arithmetic changes results; the device count does not
+        shared["precision"] = cfg.dist.precision
     shared["id"] = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
     shared["format"] = COMPARE_FORMAT
     return shared
@@ -114,11 +118,12 @@ def guard_warnings(cfg: CompareConfig) -> list[str]:
     return notes
 
 
-def run_cell(cfg: CompareConfig, cell: Cell) -> dict:
+def run_cell(cfg: CompareConfig, cell: Cell, fabric=None) -> dict:
     outcome = run_finetune(FinetuneConfig(
         data=cfg.data, synthetic_images=cfg.synthetic_images, bands=cfg.bands, image_size=cfg.image_size,
-        backbone=cell.backbone, strategy=StrategyConfig(cell.strategy), train=cfg.train, train_labels=cell.labels,
-    ))
+        backbone=cell.backbone, strategy=StrategyConfig(cell.strategy), train=cfg.train, dist=cfg.dist,
+        train_labels=cell.labels,
+    ), fabric)
     metrics = {k: v for k, v in outcome.metrics.items()}
     metrics.update(backbone=cell.backbone, labels=cell.labels, key=cell.key)
     return metrics
@@ -145,34 +150,46 @@ def check_results_dir(out: Path, shared: dict, inputs: list) -> None:
         raise LutError(f"{out} holds a compare run with other data/training options; pass another -o")
 
 
-def run_compare(cfg: CompareConfig, say=print) -> dict:
-    """Run (or resume) the grid and write results.md/.csv/.json and the data-efficiency PNG."""
-    from .compare_report import write_results
-
+def run_compare(cfg: CompareConfig, say=print) -> dict | None:
+    """Run (or resume) the grid and write results.md/.csv/.json and the data-efficiency PNG. Under DDP every
+    rank trains every cell; rank 0 alone writes and speaks (the others return None)."""
     check_backbones(cfg.backbones)
+    cfg.dist.check(cfg.train.batch_size)
     out = Path(cfg.output)
-    cells_dir = out / "cells"
-    stamp = out / "compare.json"
     shared = fingerprint(cfg)
     check_results_dir(out, shared, [cfg.data if cfg.data != "synthetic" else None,
                                     *[b for b in cfg.backbones if Path(b).exists()]])
-    cells_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(stamp, json.dumps(shared, indent=2))
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "compare.json", json.dumps(shared, indent=2))
     for note in guard_warnings(cfg):
         say(f"warning: {note}")
     cells = plan_cells(cfg)
+    done = [(out / "cells" / f"{cell.key}.json").is_file() for cell in cells]  # decided once, for every rank
+    return launch(cfg.dist, _compare_rank, cfg, cells, done, say)
+
+
+def _compare_rank(fabric, cfg: CompareConfig, cells: list[Cell], done: list[bool], say) -> dict:
+    from .compare_report import write_results
+
+    main = fabric.global_rank == 0
+    out = Path(cfg.output)
     results = []
-    for k, cell in enumerate(cells, 1):
-        path = cells_dir / f"{cell.key}.json"
-        if path.is_file():
-            say(f"cell {k}/{len(cells)}: {cell.key} (cached)")
+    for k, (cell, cached) in enumerate(zip(cells, done), 1):
+        path = out / "cells" / f"{cell.key}.json"
+        if cached:
+            if main:
+                say(f"cell {k}/{len(cells)}: {cell.key} (cached)")
             results.append(json.loads(path.read_text()))
             continue
-        say(f"cell {k}/{len(cells)}: {cell.key}")
-        metrics = run_cell(cfg, cell)
-        write_text_atomic(path, json.dumps(metrics, indent=2))
-        say(f"  accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
-            f"{metrics['train_seconds']:.0f} s")
+        if main:
+            say(f"cell {k}/{len(cells)}: {cell.key}")
+        metrics = run_cell(cfg, cell, fabric)
+        if main:
+            write_text_atomic(path, json.dumps(metrics, indent=2))
+            say(f"  accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
+                f"{metrics['train_seconds']:.0f} s")
         results.append(metrics)
-    write_results(out, cfg, results)
+    if main:
+        write_results(out, cfg, results)
+    fabric.barrier()
     return {"cells": results, "output": out}

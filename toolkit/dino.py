@@ -8,30 +8,27 @@ killed run resumes with --resume and loses at most one epoch.
 
 from __future__ import annotations
 
-import copy
 import json
-import math
+import shutil
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import atomic_directory, atomic_file
+from .atomic import atomic_directory
 from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, require_safetensors, vit_config
-from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 from .bundle import Bundle
+from .dino_schedule import DinoSchedule
+from .dino_train import CHECKPOINT, DinoState, HeadSizes, build_state, save_checkpoint, train_epoch
+from .distributed import DistConfig, launch
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 from .ownership import check_not_input, check_output_dir
 from .store import DEFAULT_STORE
-from .training import check_finite, resolve_device
 from .unlabelled import Item, Pool, SourceSpec, build_pool, epoch_items, load_item
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -69,8 +66,8 @@ class PretrainConfig:
     monitor_images: int = 900
     resume: bool = False
     overwrite: bool = False
-    device: str = "auto"
-    precision: str = "auto"  # auto: bfloat16 autocast where the device runs it natively, else float32
+    # devices, nodes and arithmetic; auto precision: bfloat16 autocast where the hardware runs it natively
+    dist: DistConfig = field(default_factory=lambda: DistConfig(precision="auto"))
     workers: int = 0
     progress: bool = True
     store: Path = DEFAULT_STORE
@@ -80,6 +77,13 @@ class PretrainConfig:
         return {"backbone": self.backbone, "hidden": hidden, "layers": layers, "patch": patch,
                 "image_size": self.image_size, "out_dim": self.out_dim, "head_hidden": self.head_hidden,
                 "bottleneck": self.bottleneck}
+
+    def schedule(self, steps_per_epoch: int) -> DinoSchedule:
+        return DinoSchedule(epochs=self.epochs, steps_per_epoch=steps_per_epoch, batch_size=self.batch_size,
+                            lr=self.lr, min_lr=self.min_lr, warmup_epochs=self.warmup_epochs,
+                            momentum=self.momentum, teacher_temp=self.teacher_temp,
+                            teacher_temp_final=self.teacher_temp_final,
+                            teacher_temp_warmup_epochs=self.teacher_temp_warmup_epochs)
 
 
 def build_backbone(cfg: PretrainConfig):
@@ -111,27 +115,6 @@ def build_backbone(cfg: PretrainConfig):
     except OSError:
         processor = default_processor(cfg.image_size)
     return model, processor
-
-
-class DinoNetwork(nn.Module):
-    """Backbone CLS embedding -> projection head, batching the crops of one resolution together."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        outputs: list[torch.Tensor | None] = [None] * len(views)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for i, v in enumerate(views):
-            by_size.setdefault(tuple(v.shape[-2:]), []).append(i)
-        for indices in by_size.values():
-            x = torch.cat([views[i] for i in indices])
-            z = self.head(self.backbone(pixel_values=x, interpolate_pos_encoding=True).last_hidden_state[:, 0])
-            for i, chunk in zip(indices, z.chunk(len(indices))):
-                outputs[i] = chunk
-        return outputs  # type: ignore[return-value]
 
 
 class ViewsDataset(torch.utils.data.Dataset):
@@ -169,96 +152,11 @@ def local_crop_size(cfg: PretrainConfig, patch: int) -> int:
     return size
 
 
-def learning_rate(cfg: PretrainConfig, step: int, steps_per_epoch: int) -> float:
-    peak = cfg.lr * cfg.batch_size / 256
-    warmup = min(cfg.warmup_epochs, max(cfg.epochs - 1, 0)) * steps_per_epoch
-    total = cfg.epochs * steps_per_epoch
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return cfg.min_lr + 0.5 * (peak - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def teacher_temperature(cfg: PretrainConfig, epoch: int) -> float:
-    warm = min(cfg.teacher_temp_warmup_epochs, max(cfg.epochs // 3, 1))
-    if epoch >= warm:
-        return cfg.teacher_temp_final
-    return cfg.teacher_temp + (cfg.teacher_temp_final - cfg.teacher_temp) * epoch / warm
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    """Tensors, numbers, strings, lists and dicts only, so `load_checkpoint` reads it without pickle."""
-    with atomic_file(path, overwrite=True) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path, device: torch.device) -> dict:
-    """weights_only=True: torch's restricted loader, which refuses any pickled object that could run code."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LutError(f"cannot read checkpoint {path}: it is damaged or holds more than tensors ({first[:120]}); "
-                       "pass --overwrite to restart the run") from None
-    if not isinstance(state, dict) or "architecture" not in state:
-        raise LutError(f"{path} is not a lut pretraining checkpoint; pass --overwrite to restart the run")
-    return state
-
-
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether the hardware has bf16 units (AVX512-BF16/AMX CPUs, Ampere+ GPUs); elsewhere bf16 is emulated."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def use_bfloat16(precision: str, device: torch.device) -> bool:
-    """bfloat16 autocast: 1.46x faster DINO epochs on an AVX512-BF16 CPU (bench_pretrain), slower if emulated."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise LutError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
-    if precision == "fp32":
-        return False
-    supported = native_bfloat16(device)
-    if precision == "bf16" and not supported:
-        raise LutError(f"--precision bf16 was asked for but this {device.type.upper()} has no native bfloat16")
-    return supported
-
-
 @dataclass
 class PretrainResult:
     output: Path
     history: list[dict]
     seconds: float
-
-
-@dataclass
-class DinoState:
-    """What one DINO run trains and what a checkpoint restores."""
-
-    student: DinoNetwork
-    teacher: DinoNetwork
-    criterion: nn.Module
-    optimizer: torch.optim.Optimizer
-    arch: dict
-    epoch: int = 0
-    step: int = 0
-    history: list[dict] = field(default_factory=list)
-
-    def checkpoint(self) -> dict:
-        return {"architecture": self.arch, "epoch": self.epoch, "step": self.step, "history": self.history,
-                "student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "criterion": self.criterion.state_dict()}
-
-    def restore(self, path: Path, device: torch.device) -> None:
-        state = load_checkpoint(path, device)
-        if state.get("architecture") != self.arch:
-            raise LutError(f"{path} was written for another architecture ({state.get('architecture')}); "
-                           "pass the same --backbone/--image-size/head sizes or --overwrite to restart")
-        self.student.load_state_dict(state["student"])
-        self.teacher.load_state_dict(state["teacher"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.criterion.load_state_dict(state["criterion"])
-        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
 
 
 def output_paths(cfg: PretrainConfig) -> tuple[Path, Path]:
@@ -280,133 +178,106 @@ def output_paths(cfg: PretrainConfig) -> tuple[Path, Path]:
     return target, work
 
 
-def build_state(cfg: PretrainConfig, backbone, device: torch.device) -> DinoState:
-    from lightly.loss import DINOLoss
-    from lightly.models.modules import DINOProjectionHead
-    from lightly.models.utils import deactivate_requires_grad
-
-    c = backbone.config
-
-    def new_head() -> nn.Module:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # lightly's head uses torch's older weight_norm
-            return DINOProjectionHead(c.hidden_size, cfg.head_hidden, cfg.bottleneck, cfg.out_dim,
-                                      freeze_last_layer=1)
-
-    student = DinoNetwork(backbone, new_head()).to(device)
-    # weight-normed heads cannot be deep-copied: build the teacher's and copy the weights in
-    teacher = DinoNetwork(copy.deepcopy(backbone), new_head()).to(device)
-    teacher.head.load_state_dict(student.head.state_dict())
-    deactivate_requires_grad(teacher)
-    criterion = DINOLoss(output_dim=cfg.out_dim, teacher_temp=cfg.teacher_temp).to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return DinoState(student, teacher, criterion, optimizer, cfg.architecture(c.hidden_size, c.num_hidden_layers,
-                                                                              c.patch_size))
-
-
-def train_epoch(cfg: PretrainConfig, state: DinoState, loader, device: torch.device, bf16: bool,
-                steps_per_epoch: int) -> list[float]:
-    from lightly.models.utils import update_momentum
-    from lightly.utils.scheduler import cosine_schedule
-
-    epoch, total_steps = state.epoch, cfg.epochs * steps_per_epoch
-    temp = teacher_temperature(cfg, epoch)
-    state.student.train()
-    losses: list[float] = []
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress, unit="batch")
-    for views in bar:
-        views = [v.to(device) for v in views]
-        for group in state.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, state.step, steps_per_epoch)
-        momentum = cosine_schedule(state.step, total_steps, cfg.momentum, 1.0)
-        # networks under autocast, the loss (softmax, centring) in float32
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            with torch.no_grad():
-                teacher_out = state.teacher(views[:2])
-            student_out = state.student(views)
-        loss = state.criterion([t.float() for t in teacher_out], [o.float() for o in student_out], teacher_temp=temp)
-        check_finite(loss, epoch + 1)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(state.student.parameters(), cfg.grad_clip)
-        state.student.head.cancel_last_layer_gradients(current_epoch=epoch)
-        state.optimizer.step()
-        update_momentum(state.student, state.teacher, momentum)
-        state.step += 1
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    return losses
-
-
-def pretrain(cfg: PretrainConfig) -> PretrainResult:
-    """Run DINO and write a ViT checkpoint directory that `lut finetune --backbone DIR` loads."""
+def pretrain(cfg: PretrainConfig) -> PretrainResult | None:
+    """Run DINO on every rank of `cfg.dist` and write a ViT checkpoint directory that `lut finetune
+    --backbone DIR` loads. Returns None on the ranks other than 0 of a torchrun/srun run."""
     target, work = output_paths(cfg)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    bf16 = use_bfloat16(cfg.precision, device)
+    cfg.dist.check(cfg.batch_size)
+    return launch(cfg.dist, _pretrain_rank, cfg, target, work)
+
+
+def _pretrain_rank(fabric, cfg: PretrainConfig, target: Path, work: Path) -> PretrainResult:
+    torch.manual_seed(cfg.seed)  # every rank builds the same random-init backbone; rank 0's is kept anyway
     backbone, processor = build_backbone(cfg)
     mean, std = list(processor.image_mean), list(processor.image_std)
     local_size = local_crop_size(cfg, backbone.config.patch_size)
     pool = build_pool(cfg.sources, cfg.image_size, cfg.bands, cfg.seed, cfg.split_guard)
     monitor = None
-    if cfg.monitor is not None:
+    if cfg.monitor is not None and fabric.global_rank == 0:
         from .knn import KnnMonitor
 
         monitor = KnnMonitor(cfg.monitor, cfg.image_size, mean, std, cfg.seed, cfg.monitor_images)
-    state = build_state(cfg, backbone, device)
+    c = backbone.config
+    state = build_state(backbone, HeadSizes(cfg.out_dim, cfg.head_hidden, cfg.bottleneck),
+                        cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size), cfg.weight_decay, fabric)
     if cfg.resume and (work / CHECKPOINT).is_file():
-        state.restore(work / CHECKPOINT, device)
-    work.mkdir(parents=True, exist_ok=True)
+        state.restore(work / CHECKPOINT, fabric.device)  # written by rank 0 of a run on any number of ranks
+    if fabric.global_rank == 0:
+        work.mkdir(parents=True, exist_ok=True)
+    # different crops on every rank, the same on every rerun
+    torch.manual_seed(cfg.seed * 7919 + fabric.global_rank)
     try:
-        _run_epochs(cfg, state, pool, make_transform(cfg, local_size, mean, std), device, bf16, monitor, work)
+        _run_epochs(cfg, state, fabric, pool, make_transform(cfg, local_size, mean, std), monitor, work)
     except KeyboardInterrupt as exc:
         code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
         done = f" of epoch {state.history[-1]['epoch']}" if state.history else ""
         kept = (f"the checkpoint{done} in {work} was kept: rerun with --resume to continue"
                 if (work / CHECKPOINT).is_file() else "no epoch had finished, so nothing was kept")
         raise Interrupted(f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'}; {kept}", code) from None
+    if fabric.global_rank == 0:
+        _write_backbone(cfg, state, processor, target, pool, local_size, str(fabric.strategy.precision.precision))
+        shutil.rmtree(work, ignore_errors=True)
+    fabric.barrier()
     history = state.history
+    return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
+
+
+def _write_backbone(cfg: PretrainConfig, state: DinoState, processor, target: Path, pool: Pool, local_size: int,
+                    precision: str) -> None:
     with atomic_directory(target, cfg.overwrite) as tmp:
         state.teacher.backbone.to("cpu").save_pretrained(tmp, safe_serialization=True)
         processor.size = {"height": cfg.image_size, "width": cfg.image_size}
         processor.save_pretrained(tmp)
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
         Bundle(kind="backbone", image_size=cfg.image_size, backbone={"spec": cfg.backbone},
-               pretrain={"method": "dino", "precision": "bf16" if bf16 else "fp32", "local_size": local_size,
-                         "sources": pool.described, "split_guard": pool.guards,
-                         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-                         "history": history}).save(tmp)
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
-    return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
+               pretrain={"method": "dino", "precision": "bf16" if precision.startswith("bf16") else "fp32",
+                         "local_size": local_size, "sources": pool.described, "split_guard": pool.guards,
+                         "config": config, "history": state.history}).save(tmp)
 
 
-def _run_epochs(cfg: PretrainConfig, state: DinoState, pool: Pool, transform, device: torch.device, bf16: bool,
-                monitor, work: Path) -> None:
-    steps_per_epoch = None
+def epoch_loader(cfg: PretrainConfig, pool: Pool, transform, epoch: int, fabric):
+    """This rank's share of the epoch's windows: a DistributedSampler (set to the epoch) over the same item
+    list on every rank, batches of batch_size / ranks, the same number of them on every rank."""
+    items = epoch_items(pool, cfg.windows_per_scene, cfg.image_size, cfg.seed, epoch)
+    dataset = ViewsDataset(pool, items, cfg.image_size, transform)
+    sampler = torch.utils.data.distributed.DistributedSampler(
+        dataset, num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=True, seed=cfg.seed * 1000)
+    sampler.set_epoch(epoch)
+    local = cfg.batch_size // fabric.world_size
+    rank_seed = (cfg.seed * 1000 + epoch) * 10 * fabric.world_size + fabric.global_rank * 10
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=local, sampler=sampler, drop_last=len(items) > cfg.batch_size,
+        collate_fn=collate_views, num_workers=cfg.workers, worker_init_fn=lambda w: torch.manual_seed(rank_seed + w))
+    return items, loader
+
+
+def _run_epochs(cfg: PretrainConfig, state: DinoState, fabric, pool: Pool, transform, monitor, work: Path) -> None:
+    student = fabric.setup_module(state.student)  # the DDP-wrapped forward; state.student stays unwrapped
+    schedule = None
     started = time.perf_counter()
     seconds_before = state.history[-1]["elapsed_s"] if state.history else 0.0
-    epochs = tqdm(range(state.epoch, cfg.epochs), desc="dino", unit="epoch", disable=not cfg.progress,
+    main = fabric.global_rank == 0
+    epochs = tqdm(range(state.epoch, cfg.epochs), desc="dino", unit="epoch", disable=not (cfg.progress and main),
                   initial=state.epoch, total=cfg.epochs)
     for epoch in epochs:
-        items = epoch_items(pool, cfg.windows_per_scene, cfg.image_size, cfg.seed, epoch)
-        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(
-            ViewsDataset(pool, items, cfg.image_size, transform), batch_size=cfg.batch_size, shuffle=True,
-            drop_last=len(items) > cfg.batch_size, collate_fn=collate_views, num_workers=cfg.workers,
-            generator=generator, worker_init_fn=lambda w: torch.manual_seed(cfg.seed * 1000 + epoch * 10 + w))
-        steps_per_epoch = steps_per_epoch or len(loader)
+        items, loader = epoch_loader(cfg, pool, transform, epoch, fabric)
+        # steps of the global batch, the same whatever the number of ranks (a resume may use another)
+        schedule = schedule or cfg.schedule(max(len(items) // cfg.batch_size, 1))
         state.epoch = epoch
-        losses = train_epoch(cfg, state, loader, device, bf16, steps_per_epoch)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
-                  "teacher_temp": teacher_temperature(cfg, epoch), "images": len(items),
-                  "elapsed_s": seconds_before + time.perf_counter() - started}
+        losses = train_epoch(state, student, loader, schedule, fabric, cfg.grad_clip, cfg.progress and main)
+        loss = float(np.mean(losses)) if losses else float("nan")
+        if fabric.world_size > 1:
+            loss = float(fabric.all_reduce(torch.tensor(loss, device=fabric.device), reduce_op="mean"))
+        record = {"epoch": epoch + 1, "loss": loss, "teacher_temp": schedule.teacher_temperature(epoch),
+                  "images": len(items), "elapsed_s": seconds_before + time.perf_counter() - started}
         if monitor is not None:
-            record["knn_accuracy"] = monitor.accuracy(state.teacher.backbone, device)
+            record["knn_accuracy"] = monitor.accuracy(state.teacher.backbone, fabric.device)
         state.history.append(record)
         state.epoch = epoch + 1
-        epochs.set_postfix(loss=f"{record['loss']:.3f}",
-                           **({"knn": f"{record['knn_accuracy']:.3f}"} if "knn_accuracy" in record else {}))
-        if not cfg.progress:
-            print(json.dumps(record), flush=True)
-        _save_checkpoint(work / CHECKPOINT, state.checkpoint())
+        if main:
+            epochs.set_postfix(loss=f"{record['loss']:.3f}",
+                               **({"knn": f"{record['knn_accuracy']:.3f}"} if "knn_accuracy" in record else {}))
+            if not cfg.progress:
+                print(json.dumps(record), flush=True)
+            save_checkpoint(work / CHECKPOINT, state)
+        fabric.barrier()  # no rank runs ahead of the checkpoint it might be asked to resume from

@@ -13,6 +13,7 @@ import torch
 from .atomic import atomic_directory, check_writable_dir
 from .backbones import DEFAULT_BACKBONE, check_backbone_spec, is_local_spec, load_classifier
 from .bundle import Bundle
+from .distributed import DistConfig, launch
 from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_train_labels, open_source, stratified_split
 from .errors import LutError
 from .evaluation import classification_metrics
@@ -33,6 +34,7 @@ class FinetuneConfig:
     backbone: str = DEFAULT_BACKBONE
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     train_labels: int | None = None
     gsd: float | None = None  # metres per pixel of photo chips (GeoTIFF chips carry their own)
     reflectance_offset: float | None = None  # e.g. -1000 for Sentinel-2 L2A baseline >= 04.00 without metadata
@@ -44,12 +46,15 @@ class FinetuneConfig:
         if self.image_size is not None and self.image_size <= 0:
             raise LutError(f"--image-size must be a positive multiple of the patch size, got {self.image_size}")
         check_gsd(self.gsd)
+        self.dist.check(self.train.batch_size)
 
 
 @dataclass
 class FinetuneOutcome:
-    model: torch.nn.Module
-    processor: object
+    """`model` and `processor` are None when the ranks ran in other processes: the bundle holds them."""
+
+    model: torch.nn.Module | None
+    processor: object | None
     metrics: dict
     bundle: Bundle
 
@@ -82,8 +87,9 @@ def _probe_image_size(cfg: FinetuneConfig) -> int | None:
     return 224
 
 
-def run_finetune(cfg: FinetuneConfig) -> FinetuneOutcome:
-    """Train and evaluate one strategy; writes nothing (see `finetune`)."""
+def run_finetune(cfg: FinetuneConfig, fabric=None) -> FinetuneOutcome:
+    """Train and evaluate one strategy on this rank of `fabric` (one device when None); writes nothing
+    (see `finetune`). Every rank returns the same metrics."""
     torch.manual_seed(cfg.train.seed)
     image_size = _probe_image_size(cfg) or 224
     source, splits = prepare_data(cfg, image_size)
@@ -99,7 +105,7 @@ def run_finetune(cfg: FinetuneConfig) -> FinetuneOutcome:
     val_set = PatchDataset(source, splits.val, mean, std)
     test_set = PatchDataset(source, splits.test, mean, std)
 
-    trainer = Trainer(model, plan, cfg.train)
+    trainer = Trainer(model, plan, cfg.train, fabric)
     result = trainer.fit(train_set, val_set)
     y_pred, y_true = trainer.predict_test(test_set)
     metrics = classification_metrics(y_true, y_pred, classes)
@@ -119,7 +125,8 @@ def run_finetune(cfg: FinetuneConfig) -> FinetuneOutcome:
         backbone=asdict(backbone), strategy=asdict(cfg.strategy), data=cfg.data, data_source=source.describe(),
         split={"seed": seed, "fractions": [0.6, 0.2, 0.2], "train": int(len(splits.train)),
                "val": int(len(splits.val)), "test": int(len(splits.test)), "train_labels": cfg.train_labels},
-        training=asdict(cfg.train), versions=library_versions(),
+        training={**asdict(cfg.train), "devices": trainer.fabric.world_size,
+                  "precision": str(trainer.fabric.strategy.precision.precision)}, versions=library_versions(),
         metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "per_class_f1")},
     )
     return FinetuneOutcome(model, processor, metrics, bundle)
@@ -152,10 +159,18 @@ def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
     # fail before hours of training, not after: a new path, or a lut bundle under --overwrite, never an input
     check_output_dir(target, cfg.overwrite, ("model",), finetune_inputs(cfg), "output")
     check_writable_dir(Path(cfg.store), create=True)  # models/LATEST is written at the end
-    outcome = run_finetune(cfg)
-    write_bundle(outcome, target, cfg.overwrite)
-    set_latest(target, cfg.store)
-    return target, outcome
+    return target, launch(cfg.dist, _finetune_rank, cfg, target)
+
+
+def _finetune_rank(fabric, cfg: FinetuneConfig, target: Path) -> FinetuneOutcome:
+    """One rank's share of `finetune`; rank 0 alone writes the bundle and models/LATEST. The model comes
+    back only from a one-process run; ranks in other processes return the metrics and the bundle."""
+    outcome = run_finetune(cfg, fabric)
+    if fabric.global_rank == 0:
+        write_bundle(outcome, target, cfg.overwrite)
+        set_latest(target, cfg.store)
+    fabric.barrier()
+    return outcome if fabric.world_size == 1 else FinetuneOutcome(None, None, outcome.metrics, outcome.bundle)
 
 
 __all__ = ["FinetuneConfig", "FinetuneOutcome", "finetune", "format_metrics", "run_finetune", "write_bundle"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .datasets import PatchDataset
+from .distributed import DistConfig, Shard, all_mean, all_sum, from_device, gather_rows, make_fabric, shard_for
 from .staged import StagedViT
 from .strategies import Plan
 
@@ -23,7 +26,6 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    device: str = "cpu"
     cache_features: bool = True
     standardize_head: bool = True
     num_workers: int = 0
@@ -62,16 +64,6 @@ class CosineSchedule:
         self.apply()
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        from .errors import LutError
-
-        raise LutError("--device cuda was asked for but no CUDA GPU is usable here")
-    return torch.device(device)
-
-
 def check_finite(loss: torch.Tensor, epoch: int) -> None:
     """Stop at once when the loss is NaN/inf: nothing after it would be a model."""
     if not torch.isfinite(loss).item():
@@ -81,16 +73,31 @@ def check_finite(loss: torch.Tensor, epoch: int) -> None:
                        "data for invalid pixels, or lower the learning rate")
 
 
+def check_finite_everywhere(fabric, loss: torch.Tensor, epoch: int) -> None:
+    """`check_finite` on every rank at once: a rank stopping alone would leave the others waiting inside a
+    collective."""
+    if fabric.world_size > 1:
+        finite = fabric.all_reduce(torch.isfinite(loss.detach()).float(), reduce_op="min")
+        if finite.item() < 1:
+            check_finite(torch.tensor(float("nan")), epoch)
+    check_finite(loss, epoch)
+
+
 def count_params(modules: list[nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
 class FeatureCache:
-    """Prefix outputs for a fixed cut, computed once; sequence caches are kept in float16."""
+    """Prefix outputs for a fixed cut, computed once; sequence caches are kept in float16.
+
+    Under DDP each rank caches only its `shard` of the dataset (equal sizes, so equal batch counts)."""
 
     def __init__(self, staged: StagedViT, cut: int, dataset: PatchDataset, cfg: TrainConfig, device: torch.device,
-                 desc: str) -> None:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False,
+                 desc: str, shard: Shard | None = None, batch_size: int | None = None) -> None:
+        self.shard = shard if shard is not None else Shard.of(len(dataset), 1, 0)
+        self.size = len(dataset)
+        subset = torch.utils.data.Subset(dataset, self.shard.indices.tolist())
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.batch_size, shuffle=False,
                                              num_workers=cfg.num_workers)
         chunks, labels = [], []
         with torch.no_grad():
@@ -140,26 +147,66 @@ class StandardizedHead(nn.Module):
 
 
 @torch.no_grad()
+def head_input_moments(staged: StagedViT, batches, cut: int, device: torch.device,
+                       valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Count, per-feature sum and sum of squares (float64, one row each) of the classifier's input over
+    `batches` of prefix outputs at `cut`; rows where `valid` is False (shard padding) are left out."""
+    features = torch.cat([staged.head_input(x.to(device), cut).double().cpu() for x, _ in batches])
+    if valid is not None:
+        features = features[valid]
+    count = torch.full((features.shape[1],), float(len(features)), dtype=torch.float64)
+    return torch.stack([count, features.sum(0), features.pow(2).sum(0)])
+
+
+def moments_to_statistics(moments: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    count, total, squares = moments
+    mean = total / count
+    var = (squares / count - mean.pow(2)).clamp_min(0)
+    return mean.float(), (var + eps).sqrt().float()
+
+
 def head_input_statistics(staged: StagedViT, batches, cut: int, device: torch.device,
                           eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature mean and std of the classifier's input over `batches` of prefix outputs at `cut`."""
-    features = torch.cat([staged.head_input(x.to(device), cut).float() for x, _ in batches])
-    return features.mean(0), (features.var(0, unbiased=False) + eps).sqrt()
+    return moments_to_statistics(head_input_moments(staged, batches, cut, device), eps)
 
 
 def _stage_params(staged: StagedViT, stage: int) -> list[nn.Parameter]:
     return list(staged.stage_modules(stage).parameters())
 
 
-class Trainer:
-    """Trains `model` following `plan`; the optimizer gains param groups as stages unfreeze."""
+class TrainNet(nn.Module):
+    """The one forward that training calls, so DDP sees every training computation: the frozen prefix
+    without autograd, then the trainable suffix; from pixels, or from cached prefix outputs."""
 
-    def __init__(self, model: nn.Module, plan: Plan, cfg: TrainConfig) -> None:
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.staged = StagedViT(model)
+
+    def forward(self, x: torch.Tensor, cut: int, cached: bool) -> torch.Tensor:
+        return self.staged.suffix(x, cut) if cached else self.staged.forward(x, cut)
+
+
+def single_device_fabric(device: str = "auto"):
+    return make_fabric(DistConfig(accelerator=from_device(device)))
+
+
+class Trainer:
+    """Trains `model` following `plan` on every rank of `fabric`; the optimizer gains param groups as
+    stages unfreeze, and the module is re-wrapped for DDP whenever what trains changes."""
+
+    def __init__(self, model: nn.Module, plan: Plan, cfg: TrainConfig, fabric=None,
+                 on_epoch_end: Callable[[int, "Trainer"], None] | None = None) -> None:
         self.model = model
         self.plan = plan
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        self.staged = StagedViT(model)
+        self.fabric = fabric if fabric is not None else single_device_fabric()
+        self.device = self.fabric.device
+        self.on_epoch_end = on_epoch_end
+        self.net = TrainNet(model)
+        self.staged = self.net.staged
+        self.wrapped: nn.Module | None = None
         self.loss_fn = nn.CrossEntropyLoss()
         model.to(self.device)
         for p in model.parameters():
@@ -174,9 +221,17 @@ class Trainer:
             [{"params": head, "lr": plan.head_lr, "base_lr": plan.head_lr, "name": "head"}],
             lr=plan.head_lr, weight_decay=cfg.weight_decay,
         )
+        self.val_cache: FeatureCache | None = None
+        self.cache_cut: int | None = None
 
-    def _unfreeze_to(self, cut: int, remember: bool = False) -> None:
-        """Add a param group per newly trainable stage; existing groups keep their AdamW state."""
+    @property
+    def local_batch(self) -> int:
+        return max(self.cfg.batch_size // self.fabric.world_size, 1)
+
+    def _unfreeze_to(self, cut: int, remember: bool = False) -> bool:
+        """Add a param group per newly trainable stage (existing groups keep their AdamW state); True when
+        the set of trainable parameters changed."""
+        changed = False
         for stage in range(cut, self.staged.num_stages):
             if stage in self.trainable_stages:
                 continue
@@ -190,6 +245,16 @@ class Trainer:
             rate = self.plan.stage_lr[stage]
             self.optimizer.add_param_group({"params": params, "lr": rate, "base_lr": rate, "name": f"stage{stage}"})
             self.trainable_stages.add(stage)
+            changed = True
+        return changed
+
+    def _wrap(self) -> None:
+        """A new DDP wrapper for the parameters that train now. DDP registers the parameters that require
+        gradients when it is built; one built before an unfreeze would never synchronise the new ones. The
+        old wrapper goes first, with its reducer's gradient hooks; building broadcasts rank 0's weights."""
+        self.wrapped = None
+        gc.collect()
+        self.wrapped = self.fabric.setup_module(self.net)
 
     def _trainable(self) -> list[nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -204,111 +269,139 @@ class Trainer:
             self.staged.stage_modules(stage).train()
         self.model.classifier.train()
 
+    def _caches(self, train: PatchDataset, val: PatchDataset) -> tuple[FeatureCache | None, int | None]:
+        plan, cfg = self.plan, self.cfg
+        cut = plan.cuts[0] if (plan.fixed_cut and cfg.cache_features and plan.cuts[0] > 0) else None
+        if cut is None:
+            return None, None
+        shard = shard_for(self.fabric, len(train))
+        train_cache = FeatureCache(self.staged, cut, train, cfg, self.device, "caching train features", shard,
+                                   self.local_batch)
+        self.val_cache = FeatureCache(self.staged, cut, val, cfg, self.device, "caching val features",
+                                      shard_for(self.fabric, len(val)), self.local_batch)
+        return train_cache, cut
+
     def fit(self, train: PatchDataset, val: PatchDataset) -> TrainResult:
-        cfg, plan = self.cfg, self.plan
+        cfg, plan, fabric = self.cfg, self.plan, self.fabric
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-        schedule = CosineSchedule(self.optimizer, steps_per_epoch * cfg.epochs)
         start = time.perf_counter()
-
-        cache_cut = plan.cuts[0] if (plan.fixed_cut and cfg.cache_features and plan.cuts[0] > 0) else None
-        train_cache = val_cache = None
-        if cache_cut is not None:
-            train_cache = FeatureCache(self.staged, cache_cut, train, cfg, self.device, "caching train features")
-            val_cache = FeatureCache(self.staged, cache_cut, val, cfg, self.device, "caching val features")
-        self.val_cache, self.cache_cut = val_cache, cache_cut
+        train_cache, self.cache_cut = self._caches(train, val)
         if cfg.standardize_head:
-            self._standardize_head(train, train_cache, cache_cut)
+            self._standardize_head(train, train_cache, self.cache_cut)
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            train, num_replicas=fabric.world_size, rank=fabric.global_rank, shuffle=True, seed=cfg.seed)
+        steps_per_epoch = math.ceil(len(sampler) / self.local_batch)
+        schedule = CosineSchedule(self.optimizer, steps_per_epoch * cfg.epochs)
 
         best_acc, best_epoch, best_state = -1.0, 0, None
         history: list[dict] = []
         epochs = tqdm(range(cfg.epochs), desc=plan.name, unit="epoch", disable=not cfg.progress)
         for epoch in epochs:
             cut = plan.cuts[epoch]
-            self._unfreeze_to(cut, remember=epoch > 0)
+            if self._unfreeze_to(cut, remember=epoch > 0) or self.wrapped is None:
+                self._wrap()
             self._set_modes(cut)
             train.set_epoch(epoch)
+            sampler.set_epoch(epoch)
             if train_cache is not None:
-                batches = train_cache.batches(cfg.batch_size, generator)
+                batches = train_cache.batches(self.local_batch, generator)
             else:
-                batches = iter(torch.utils.data.DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
-                                                           generator=generator, num_workers=cfg.num_workers))
-            losses = []
-            bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=not cfg.progress, unit="batch")
-            for x, y in bar:
-                x, y = x.to(self.device), y.to(self.device)
-                if train_cache is not None:
-                    logits = self.staged.suffix(x, cut)
-                else:
-                    logits = self.staged.forward(x, cut)
-                loss = self.loss_fn(logits, y)
-                check_finite(loss, epoch + 1)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(self._trainable(), cfg.grad_clip)
-                self.optimizer.step()
-                schedule.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            val_pred, val_true = self.predict(val, cache=val_cache)
+                batches = iter(torch.utils.data.DataLoader(train, batch_size=self.local_batch, sampler=sampler,
+                                                           num_workers=cfg.num_workers))
+            loss = all_mean(fabric, self._train_epoch(batches, cut, train_cache is not None, schedule, epoch,
+                                                      steps_per_epoch))
+            # every rank predicts its shard; the gathered predictions give one exact metric on every rank
+            val_pred, val_true = self.predict(val, cache=self.val_cache)
             val_acc = float((val_pred == val_true).mean())
             trainable = sum(p.numel() for p in self._trainable())
-            history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_accuracy": val_acc,
+            history.append({"epoch": epoch + 1, "train_loss": loss, "val_accuracy": val_acc,
                             "trainable_params": trainable})
-            epochs.set_postfix(loss=f"{np.mean(losses):.3f}", val_acc=f"{val_acc:.3f}")
+            epochs.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(epoch, self)
             if val_acc > best_acc:
                 best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
         seconds = time.perf_counter() - start
-        if best_state is not None:  # stages unfrozen after the best epoch go back to their frozen values
+        self.wrapped = None
+        self._restore(best_state)
+        return TrainResult(best_epoch, best_acc, history, seconds,
+                           trainable_params=sum(p.numel() for p in self._trainable()),
+                           total_params=sum(p.numel() for p in self.model.parameters()))
+
+    def _train_epoch(self, batches, cut: int, cached: bool, schedule: CosineSchedule, epoch: int,
+                     steps: int) -> float:
+        """One pass through this rank's batches, every one through the wrapped forward; the mean loss."""
+        losses = []
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
+                   disable=not self.cfg.progress, unit="batch")
+        for x, y in bar:
+            x, y = x.to(self.device), y.to(self.device)
+            loss = self.loss_fn(self.wrapped(x, cut, cached), y)
+            check_finite_everywhere(self.fabric, loss, epoch + 1)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.fabric.backward(loss)
+            nn.utils.clip_grad_norm_(self._trainable(), self.cfg.grad_clip)
+            self.optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def _restore(self, best_state: dict[str, torch.Tensor] | None) -> None:
+        """The best epoch's weights (stages unfrozen after it go back to their frozen values), head folded."""
+        if best_state is not None:
             restore = {n: v for n, v in self.frozen_values.items() if n not in best_state}
             self.model.load_state_dict({**restore, **best_state}, strict=False)
         if isinstance(self.model.classifier, StandardizedHead):
             self.model.classifier = self.model.classifier.folded()
         self.model.eval()
-        return TrainResult(best_epoch, best_acc, history, seconds,
-                           trainable_params=sum(p.numel() for p in self._trainable()),
-                           total_params=sum(p.numel() for p in self.model.parameters()))
 
     def _standardize_head(self, train: PatchDataset, cache: FeatureCache | None, cut: int | None) -> None:
-        """Wrap the classifier in a StandardizedHead; statistics from the cache or one frozen pass."""
+        """Wrap the classifier in a StandardizedHead; statistics over the whole training set (every rank's
+        shard, summed), from the cache or one frozen pass."""
         if cache is not None:
-            batches, at = cache.batches(self.cfg.batch_size), cut
+            batches, at, shard = cache.batches(self.local_batch), cut, cache.shard
         else:
-            batches = torch.utils.data.DataLoader(train, batch_size=self.cfg.batch_size, shuffle=False,
+            shard = shard_for(self.fabric, len(train))
+            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(train, shard.indices.tolist()),
+                                                  batch_size=self.local_batch, shuffle=False,
                                                   num_workers=self.cfg.num_workers)
             at = 0  # pixels: the whole backbone runs once, without autograd
         was_training = self.model.training
         self.model.eval()
-        mean, std = head_input_statistics(self.staged, batches, at, self.device)
+        moments = head_input_moments(self.staged, batches, at, self.device, torch.from_numpy(shard.valid))
+        mean, std = moments_to_statistics(all_sum(self.fabric, moments))
         std = torch.full_like(std, float(std.pow(2).mean().sqrt()))  # one scale: see StandardizedHead
         self.model.train(was_training)
         self.model.classifier = StandardizedHead(self.model.classifier, mean, std)
 
     @torch.no_grad()
     def predict(self, dataset: PatchDataset, cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted and true labels; reuses a prefix cache when the cut allows it."""
+        """Predicted and true labels of the whole dataset on every rank (each rank runs its shard); reuses a
+        prefix cache when the cut allows it."""
         was_training = self.model.training
         self.model.eval()
-        preds, trues = [], []
         if cache is not None:
-            batches = cache.batches(self.cfg.batch_size)
-            cut = self.cache_cut
+            shard, batches, cut = cache.shard, cache.batches(self.local_batch), self.cache_cut
         else:
-            batches = torch.utils.data.DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=False,
+            shard, cut = shard_for(self.fabric, len(dataset)), 0
+            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, shard.indices.tolist()),
+                                                  batch_size=self.local_batch, shuffle=False,
                                                   num_workers=self.cfg.num_workers)
-            cut = 0
-        for x, y in batches:
-            x = x.to(self.device)
-            logits = self.staged.suffix(x, cut) if cache is not None else self.model(pixel_values=x).logits
-            preds.append(logits.argmax(-1).cpu().numpy())
-            trues.append(y.numpy())
+        rows = []
+        with self.fabric.autocast():
+            for x, y in batches:
+                x = x.to(self.device)
+                logits = self.staged.suffix(x, cut) if cache is not None else self.model(pixel_values=x).logits
+                rows.append(torch.stack([logits.argmax(-1).cpu(), y.cpu()], 1))
         self.model.train(was_training)
-        return np.concatenate(preds), np.concatenate(trues)
+        both = gather_rows(self.fabric, torch.cat(rows), shard, len(dataset)).numpy()
+        return both[:, 0], both[:, 1]
 
     def predict_test(self, test: PatchDataset) -> tuple[np.ndarray, np.ndarray]:
         if self.cache_cut is not None:
-            cache = FeatureCache(self.staged, self.cache_cut, test, self.cfg, self.device, "caching test features")
+            cache = FeatureCache(self.staged, self.cache_cut, test, self.cfg, self.device, "caching test features",
+                                 shard_for(self.fabric, len(test)), self.local_batch)
             return self.predict(test, cache=cache)
         return self.predict(test)

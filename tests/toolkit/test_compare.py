@@ -35,11 +35,11 @@ def test_compare_writes_the_four_tables_and_resumes(tmp_path, tiny_backbone, mon
     calls = []
     real = compare_module.run_cell
 
-    def interrupt_third(cfg, cell):
+    def interrupt_third(cfg, cell, fabric=None):
         calls.append(cell.key)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(cfg, cell)
+        return real(cfg, cell, fabric)
 
     monkeypatch.setattr(compare_module, "run_cell", interrupt_third)
     first = runner.invoke(lut, args_for(tmp_path, ["vit-tiny", tiny_backbone]))

@@ -9,7 +9,9 @@ from PIL import Image
 from lut.toolkit import dino as dino_module
 from lut.toolkit.backbones import load_classifier
 from lut.toolkit.cli import lut
+from lut.toolkit import distributed
 from lut.toolkit.dino import PretrainConfig, pretrain
+from lut.toolkit.distributed import DistConfig
 from lut.toolkit.errors import LutError
 from lut.toolkit.synthetic import render
 from lut.toolkit.unlabelled import SourceSpec, build_pool, epoch_items, load_item
@@ -29,6 +31,8 @@ def tiny_cfg(tmp_path, sources, backbone, **kw):
     base = dict(sources=[str(s) for s in sources], backbone=str(backbone), image_size=32, local_size=16,
                 local_views=2, epochs=2, batch_size=8, out_dim=64, head_hidden=32, bottleneck=16,
                 windows_per_scene=4, warmup_epochs=1, output=tmp_path / "dino", progress=False)
+    precision = kw.pop("precision", "fp32")
+    base["dist"] = DistConfig(accelerator="cpu", precision=precision)
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -117,15 +121,15 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, tiny_backbone, monkeyp
     root = labelled_folder(tmp_path / "d")
     cfg = tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3)
     saves = []
-    real_save = dino_module._save_checkpoint
+    real_save = dino_module.save_checkpoint
 
     def save_then_die(path, state):
         real_save(path, state)
-        saves.append(state["epoch"])
+        saves.append(state.epoch)
         if len(saves) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dino_module, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(dino_module, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg)
     assert not (tmp_path / "dino").exists() and (tmp_path / "dino.ckpt" / "checkpoint.pt").is_file()
@@ -134,7 +138,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, tiny_backbone, monkeyp
     other = tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, out_dim=32, resume=True)
     with pytest.raises(LutError, match="another architecture"):
         pretrain(other)
-    monkeypatch.setattr(dino_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(dino_module, "save_checkpoint", real_save)
     result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, resume=True))
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
 
@@ -175,20 +179,22 @@ def test_colour_augmentation_can_be_turned_off_for_colour_coded_land_cover():
 
 
 def test_precision_follows_the_hardware(monkeypatch):
-    cpu = torch.device("cpu")
-    assert dino_module.use_bfloat16("fp32", cpu) is False
-    monkeypatch.setattr(dino_module, "native_bfloat16", lambda device: False)
-    assert dino_module.use_bfloat16("auto", cpu) is False
+    def precision(name):
+        return distributed.fabric_precision(DistConfig(precision=name), "cpu")
+
+    assert precision("fp32") == "32-true"
+    monkeypatch.setattr(distributed, "native_bfloat16", lambda device_type: False)
+    assert precision("auto") == "32-true"
     with pytest.raises(LutError, match="no native bfloat16"):
-        dino_module.use_bfloat16("bf16", cpu)
-    monkeypatch.setattr(dino_module, "native_bfloat16", lambda device: True)
-    assert dino_module.use_bfloat16("auto", cpu) is True
+        precision("bf16-mixed")
+    monkeypatch.setattr(distributed, "native_bfloat16", lambda device_type: True)
+    assert precision("auto") == precision("bf16-mixed") == "bf16-mixed"
 
 
-@pytest.mark.skipif(not dino_module.native_bfloat16(torch.device("cpu")), reason="this CPU has no native bfloat16")
+@pytest.mark.skipif(not distributed.native_bfloat16("cpu"), reason="this CPU has no native bfloat16")
 def test_bfloat16_pretraining_writes_a_float32_backbone(tmp_path, tiny_backbone):
     root = labelled_folder(tmp_path / "d")
-    result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, precision="bf16"))
+    result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, precision="bf16-mixed"))
     info = json.loads((result.output / "lut.json").read_text())["pretrain"]
     assert info["precision"] == "bf16" and np.isfinite(info["history"][0]["loss"])
     model, _, _ = load_classifier(str(result.output), ["x", "y"])

@@ -1,0 +1,56 @@
+"""DINO's schedules as pure functions of the step or epoch: learning rate, teacher momentum, temperature.
+
+Like `strategies.make_plan`, nothing here touches a model, so each schedule is tested on its own and a
+resumed run (on any number of ranks) continues exactly where the schedule left off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DinoSchedule:
+    """The run's schedules. `batch_size` is the global batch: the peak LR scales per 256 images of it."""
+
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    lr: float = 5e-4  # per 256 images
+    min_lr: float = 1e-6
+    warmup_epochs: int = 10
+    momentum: float = 0.996  # teacher EMA momentum at step 0, cosine to 1
+    teacher_temp: float = 0.04  # at epoch 0
+    teacher_temp_final: float = 0.07  # after the warm-up
+    teacher_temp_warmup_epochs: int = 30
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr * self.batch_size / 256
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up to the peak, then cosine decay to `min_lr` at the last step."""
+        warmup = min(self.warmup_epochs, max(self.epochs - 1, 0)) * self.steps_per_epoch
+        if step < warmup:
+            return self.peak_lr * (step + 1) / warmup
+        progress = (step - warmup) / max(self.total_steps - warmup, 1)
+        return self.min_lr + 0.5 * (self.peak_lr - self.min_lr) * (1 + math.cos(math.pi * progress))
+
+    def teacher_momentum(self, step: int) -> float:
+        """Cosine from `momentum` at step 0 to 1 at the last step (lightly's cosine_schedule)."""
+        if self.total_steps <= 1:
+            return 1.0
+        progress = min(step, self.total_steps - 1) / (self.total_steps - 1)
+        return 1.0 - (1.0 - self.momentum) * (math.cos(math.pi * progress) + 1) / 2
+
+    def teacher_temperature(self, epoch: int) -> float:
+        """Linear warm-up from the start to the final temperature over the first third of the run at most."""
+        warm = min(self.teacher_temp_warmup_epochs, max(self.epochs // 3, 1))
+        if epoch >= warm:
+            return self.teacher_temp_final
+        return self.teacher_temp + (self.teacher_temp_final - self.teacher_temp) * epoch / warm

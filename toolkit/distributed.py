@@ -1,0 +1,199 @@
+"""Many devices and nodes through Lightning Fabric: the options, the launch, and exact sharded metrics.
+
+One node starts its own ranks (`spawn`, or `fork` where nothing has touched CUDA yet). Multi-node runs
+are started by `torchrun` or `srun` around the `lut` entry point; Fabric reads their environment and
+starts nothing itself. Every rank runs the same library function; only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .errors import LutError
+
+ACCELERATORS = ("auto", "cpu", "gpu")
+PRECISIONS = ("auto", "fp32", "bf16-mixed")
+START_METHODS = ("spawn", "fork")
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    """Where training runs: N devices on each of M nodes; `precision` is the training arithmetic."""
+
+    devices: int = 1
+    nodes: int = 1
+    accelerator: str = "auto"
+    precision: str = "fp32"
+    start_method: str = "spawn"  # how one node starts its ranks when nothing else did
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.nodes
+
+    def check(self, batch_size: int | None = None) -> None:
+        if self.devices < 1 or self.nodes < 1:
+            raise LutError(f"--devices and --nodes must be at least 1, got {self.devices} and {self.nodes}")
+        if self.accelerator not in ACCELERATORS:
+            raise LutError(f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
+        if self.precision not in PRECISIONS:
+            raise LutError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.start_method not in START_METHODS:
+            raise LutError(f"the start method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
+        if batch_size is not None and batch_size % self.world_size:
+            raise LutError(f"--batch-size {batch_size} is the global batch and must divide evenly over "
+                           f"{self.world_size} ranks (--devices x --nodes); pass a multiple of {self.world_size}")
+        if self.nodes > 1 and not launched_externally():
+            raise LutError(f"--nodes {self.nodes}: multi-node runs are started by torchrun or srun around `lut` "
+                           "(see the README, 'Many GPUs'); run the same command on every node through one of them")
+
+
+def from_device(device: str) -> str:
+    """The accelerator that a single-device `--device` names (cuda -> gpu)."""
+    return {"cuda": "gpu", "cpu": "cpu"}.get(device, "auto")
+
+
+def launched_externally() -> bool:
+    """torchrun (TorchElastic) or a SLURM job step started this process as one of several ranks."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    return TorchElasticEnvironment.detect() or (SLURMEnvironment.detect() and
+                                                int(os.environ.get("SLURM_NTASKS", "1")) > 1)
+
+
+def _accelerator(dist: DistConfig) -> str:
+    if dist.accelerator == "gpu" and not torch.cuda.is_available():
+        raise LutError("--accelerator gpu was asked for but no CUDA GPU is usable here; pass --accelerator cpu")
+    if dist.accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if dist.accelerator == "gpu" else "cpu"
+
+
+def native_bfloat16(device_type: str) -> bool:
+    """Whether the hardware has bf16 units (AVX512-BF16/AMX CPUs, Ampere+ GPUs); elsewhere bf16 is emulated."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def fabric_precision(dist: DistConfig, accelerator: str) -> str:
+    """Fabric's precision name; auto picks bf16-mixed only where the hardware runs bf16 natively."""
+    if dist.precision == "fp32":
+        return "32-true"
+    supported = native_bfloat16(accelerator)
+    if dist.precision == "bf16-mixed" and not supported:
+        raise LutError(f"--precision bf16-mixed was asked for but this {accelerator.upper()} has no native "
+                       "bfloat16; pass --precision fp32")
+    return "bf16-mixed" if supported else "32-true"
+
+
+def make_fabric(dist: DistConfig):
+    from lightning_fabric import Fabric
+
+    logging.getLogger("lightning_fabric").setLevel(logging.WARNING)  # no banners between lut's own lines
+    accelerator = _accelerator(dist)
+    if dist.world_size == 1:
+        strategy = "auto"
+    elif launched_externally():
+        strategy = "ddp"
+    else:
+        strategy = "ddp_fork" if dist.start_method == "fork" else "ddp_spawn"
+    return Fabric(accelerator=accelerator, devices=dist.devices, num_nodes=dist.nodes, strategy=strategy,
+                  precision=fabric_precision(dist, accelerator))
+
+
+def launch(dist: DistConfig, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run `fn(fabric, *args)` on every rank and return rank 0's result (None on the other ranks of an
+    externally launched run). A LutError on any rank ends the run with that message."""
+    dist.check()
+    fabric = make_fabric(dist)
+    if dist.world_size == 1 or launched_externally():
+        fabric.launch()
+        result = fn(fabric, *args)
+        return result if fabric.global_rank == 0 else None
+    with tempfile.TemporaryDirectory(prefix="lut-ranks-") as errors:
+        try:
+            return fabric.launch(_guarded, fn, errors, *args)
+        except Exception as exc:  # noqa: BLE001 - a rank failed: report its own message, not multiprocessing's
+            raise _rank_failure(Path(errors), exc) from None
+
+
+def _guarded(fabric, fn: Callable[..., Any], errors: str, *args: Any) -> Any:
+    """A rank's body: a LutError or interrupt is written for the parent, then the rank exits non-zero so the
+    launcher stops the others (which may wait in a collective)."""
+    try:
+        return fn(fabric, *args)
+    except (LutError, KeyboardInterrupt) as exc:
+        code = getattr(exc, "exit_code", 130 if isinstance(exc, KeyboardInterrupt) else 1)
+        record = {"rank": fabric.global_rank, "message": str(exc) or "interrupted", "code": code}
+        Path(errors, f"rank{fabric.global_rank}.json").write_text(json.dumps(record))
+        raise SystemExit(1) from None
+
+
+def _rank_failure(errors: Path, exc: Exception) -> LutError:
+    records = sorted((json.loads(p.read_text()) for p in errors.glob("rank*.json")), key=lambda r: r["rank"])
+    if records:
+        return LutError(records[0]["message"], records[0]["code"])
+    first = str(exc).strip().splitlines()
+    detail = next((line for line in reversed(first) if line.strip()), type(exc).__name__)
+    return LutError(f"a training rank failed: {detail[:200]}")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One rank's share of n items: every rank gets ceil(n / world) (the tail wraps around), so every rank
+    runs the same number of batches; `valid` marks the items that are not padding."""
+
+    indices: np.ndarray
+    valid: np.ndarray
+
+    @classmethod
+    def of(cls, n: int, world: int, rank: int) -> "Shard":
+        size = -(-n // world) * world
+        positions = np.arange(rank, size, world)
+        return cls(positions % max(n, 1), positions < n)
+
+
+def shard_for(fabric, n: int) -> Shard:
+    return Shard.of(n, fabric.world_size, fabric.global_rank)
+
+
+def gather_rows(fabric, values: torch.Tensor, shard: Shard, n: int) -> torch.Tensor:
+    """Every rank's per-item `values` (one row per shard item), back in dataset order, padding removed."""
+    if fabric.world_size == 1:
+        return values[torch.from_numpy(shard.valid)]
+    gathered = fabric.all_gather(values.to(fabric.device)).cpu()  # (world, per_rank, ...)
+    out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
+    for rank in range(fabric.world_size):
+        other = Shard.of(n, fabric.world_size, rank)
+        out[torch.from_numpy(other.indices[other.valid])] = gathered[rank][torch.from_numpy(other.valid)]
+    return out
+
+
+def all_sum(fabric, value: torch.Tensor) -> torch.Tensor:
+    if fabric.world_size == 1:
+        return value
+    return fabric.all_reduce(value.to(fabric.device), reduce_op="sum").cpu()
+
+
+def all_mean(fabric, value: float) -> float:
+    if fabric.world_size == 1:
+        return value
+    return float(fabric.all_reduce(torch.tensor(value, device=fabric.device), reduce_op="mean"))
+
+
+def broadcast_module(fabric, module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers into every rank's copy, tensor by tensor (no pickling)."""
+    if fabric.world_size == 1:
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
