@@ -7,6 +7,7 @@ starts nothing itself. Every rank runs the same library function; only rank 0 wr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .errors import LutError
+from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16-mixed")
@@ -121,27 +122,66 @@ def launch(dist: DistConfig, fn: Callable[..., Any], *args: Any) -> Any:
         return result if fabric.global_rank == 0 else None
     with tempfile.TemporaryDirectory(prefix="lut-ranks-") as errors:
         try:
-            return fabric.launch(_guarded, fn, errors, *args)
+            # one opaque callable in and one opaque box out: Fabric walks plain arguments and results as
+            # collections, which frozen dataclasses (the configurations) do not allow
+            return fabric.launch(functools.partial(_guarded, _Box((fn, errors, args)))).value
+        except KeyboardInterrupt:  # Ctrl-C reached every rank too; SIGTERM only this process
+            _stop_ranks()
+            failure = _rank_failure(Path(errors), None)
+            raise failure if isinstance(failure, Interrupted) else Interrupted() from None
         except Exception as exc:  # noqa: BLE001 - a rank failed: report its own message, not multiprocessing's
             raise _rank_failure(Path(errors), exc) from None
 
 
-def _guarded(fabric, fn: Callable[..., Any], errors: str, *args: Any) -> Any:
+class _Box:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _guarded(job: _Box, fabric) -> _Box:
     """A rank's body: a LutError or interrupt is written for the parent, then the rank exits non-zero so the
     launcher stops the others (which may wait in a collective)."""
+    fn, errors, args = job.value
+    # the rank's own thread count, set here even where OMP_NUM_THREADS is (Fabric leaves it then): a forked
+    # rank that kept its parent's count would enter the parent's OpenMP pool, which fork did not copy, and hang
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else
+                          max(1, (os.cpu_count() or 1) // fabric.world_size))
     try:
-        return fn(fabric, *args)
+        return _Box(fn(fabric, *args))
     except (LutError, KeyboardInterrupt) as exc:
-        code = getattr(exc, "exit_code", 130 if isinstance(exc, KeyboardInterrupt) else 1)
+        code = getattr(exc, "exit_code", EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1)
         record = {"rank": fabric.global_rank, "message": str(exc) or "interrupted", "code": code}
         Path(errors, f"rank{fabric.global_rank}.json").write_text(json.dumps(record))
         raise SystemExit(1) from None
 
 
-def _rank_failure(errors: Path, exc: Exception) -> LutError:
+def _stop_ranks(grace_s: float = 30.0) -> None:
+    """Let the ranks finish their own interrupt handling (a checkpoint note): Ctrl-C reached them with this
+    process; a SIGTERM sent to this process alone is passed on as an interrupt. Then end any still running."""
+    import multiprocessing
+    import signal
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.join(5.0)
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGINT)
+    for child in children:
+        child.join(grace_s)
+        if child.is_alive():
+            child.terminate()
+
+
+def _rank_failure(errors: Path, exc: Exception | None) -> LutError | Interrupted:
     records = sorted((json.loads(p.read_text()) for p in errors.glob("rank*.json")), key=lambda r: r["rank"])
     if records:
-        return LutError(records[0]["message"], records[0]["code"])
+        first = records[0]
+        if first["code"] in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            return Interrupted(first["message"], first["code"])
+        return LutError(first["message"], first["code"])
+    if exc is None:
+        return Interrupted()
     first = str(exc).strip().splitlines()
     detail = next((line for line in reversed(first) if line.strip()), type(exc).__name__)
     return LutError(f"a training rank failed: {detail[:200]}")
