@@ -96,10 +96,22 @@ def fabric_precision(dist: DistConfig, accelerator: str) -> str:
     return "bf16-mixed" if supported else "32-true"
 
 
+def _quiet_fabric() -> None:
+    """No Fabric banners between lut's own lines, in this process or a spawned rank (which imports this
+    module to unpickle its job before Fabric connects the ranks and prints). Imported first: its own import
+    sets the level to INFO."""
+    import lightning_fabric  # noqa: F401
+
+    logging.getLogger("lightning_fabric").setLevel(logging.WARNING)
+
+
+_quiet_fabric()
+
+
 def make_fabric(dist: DistConfig):
     from lightning_fabric import Fabric
 
-    logging.getLogger("lightning_fabric").setLevel(logging.WARNING)  # no banners between lut's own lines
+    _quiet_fabric()
     accelerator = _accelerator(dist)
     if dist.world_size == 1:
         strategy = "auto"
@@ -125,10 +137,13 @@ def launch(dist: DistConfig, fn: Callable[..., Any], *args: Any) -> Any:
             # one opaque callable in and one opaque box out: Fabric walks plain arguments and results as
             # collections, which frozen dataclasses (the configurations) do not allow
             return fabric.launch(functools.partial(_guarded, _Box((fn, errors, args)))).value
-        except KeyboardInterrupt:  # Ctrl-C reached every rank too; SIGTERM only this process
+        except KeyboardInterrupt as exc:  # Ctrl-C reached every rank too; SIGTERM only this process
             _stop_ranks()
             failure = _rank_failure(Path(errors), None)
-            raise failure if isinstance(failure, Interrupted) else Interrupted() from None
+            failure = failure if isinstance(failure, Interrupted) else Interrupted()
+            if getattr(exc, "exit_code", EXIT_INTERRUPTED) == EXIT_TERMINATED:  # say what happened here
+                failure = Interrupted(str(failure).replace("interrupted", "terminated", 1), EXIT_TERMINATED)
+            raise failure from None
         except Exception as exc:  # noqa: BLE001 - a rank failed: report its own message, not multiprocessing's
             raise _rank_failure(Path(errors), exc) from None
 
@@ -151,7 +166,8 @@ def _guarded(job: _Box, fabric) -> _Box:
         return _Box(fn(fabric, *args))
     except (LutError, KeyboardInterrupt) as exc:
         code = getattr(exc, "exit_code", EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1)
-        record = {"rank": fabric.global_rank, "message": str(exc) or "interrupted", "code": code}
+        record = {"rank": fabric.global_rank, "message": str(exc) or "interrupted; nothing was written",
+                  "code": code}
         Path(errors, f"rank{fabric.global_rank}.json").write_text(json.dumps(record))
         raise SystemExit(1) from None
 

@@ -212,3 +212,18 @@ def test_cli_finetune_on_two_spawned_ranks_writes_one_bundle(tmp_path, tiny_back
     info = json.loads((out / "lut.json").read_text())
     assert info["training"]["devices"] == 2 and (out / "model.safetensors").is_file()
     assert (tmp_path / "models" / "LATEST").read_text().strip().endswith("two")
+
+
+def test_torchrun_around_lut_runs_each_rank_once_and_rank_0_writes(tmp_path, tiny_backbone):
+    """The multi-node path, on one node: torchrun starts the ranks and lut starts none of its own."""
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "m"
+    args = [str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", "2", "--no-python", str(bin_dir / "lut"),
+            "finetune", "--devices", "2", "--accelerator", "cpu", "--strategy", "linear_probe",
+            "--backbone", str(tiny_backbone), "--synthetic-images", "96", "--epochs", "1", "--batch-size", "16",
+            "-o", str(out), "--quiet"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("bundle:") == 1
+    assert json.loads((out / "lut.json").read_text())["training"]["devices"] == 2
