@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lut.toolkit.dino import PretrainConfig, native_bfloat16, pretrain
+from lut.toolkit.dino import PretrainConfig, pretrain
+from lut.toolkit.distributed import DistConfig, native_bfloat16
 from lut.toolkit.synthetic import CLASSES, render
 
 
@@ -39,20 +40,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not native_bfloat16(device):
+    if not native_bfloat16(device.type):
         print(f"this {device.type} has no native bfloat16; nothing to compare")
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_folder(Path(tmp) / "images", args.images, args.size)
-        seconds: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        seconds: dict[str, list[float]] = {"fp32": [], "bf16-mixed": []}
         for _ in range(2):
             for precision in seconds:
                 cfg = PretrainConfig(sources=[str(folder)], backbone=args.spec, image_size=args.size, epochs=1,
-                                     batch_size=args.batch_size, split_guard=False, precision=precision,
+                                     batch_size=args.batch_size, split_guard=False, dist=DistConfig(precision=precision),
                                      output=Path(tmp) / f"out-{precision}", overwrite=True, progress=False)
                 with contextlib.redirect_stdout(io.StringIO()):  # pretrain's per-epoch JSON lines
                     seconds[precision].append(pretrain(cfg).seconds)
-    fp32, bf16 = min(seconds["fp32"]), min(seconds["bf16"])
+    fp32, bf16 = min(seconds["fp32"]), min(seconds["bf16-mixed"])
     print(f"{args.spec} at {args.size} px, {args.images} images, batch {args.batch_size}, 2 global + 6 local crops, "
           f"{device.type}, {torch.get_num_threads()} threads")
     print(f"fp32 {fp32:.1f} s/epoch ({args.images / fp32:.1f} img/s), bf16 {bf16:.1f} s/epoch "

@@ -93,7 +93,7 @@ def fingerprint(cfg: CompareConfig) -> dict:
     """What every cell shares; a results folder is only resumed with the same."""
     shared = {"data": cfg.data, "synthetic_images": cfg.synthetic_images if cfg.data == "synthetic" else None,
               "bands": cfg.bands, "image_size": cfg.image_size,
-              "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers", "device")}}
+              "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers")}}
     if cfg.dist.precision != "fp32":  # the arithmetic changes results; the device count does not
         shared["precision"] = cfg.dist.precision
     shared["id"] = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]

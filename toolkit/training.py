@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -200,8 +200,8 @@ class Trainer:
                  on_epoch_end: Callable[[int, "Trainer"], None] | None = None) -> None:
         self.model = model
         self.plan = plan
-        self.cfg = cfg
         self.fabric = fabric if fabric is not None else single_device_fabric()
+        self.cfg = replace(cfg, progress=cfg.progress and self.fabric.global_rank == 0)  # one set of bars
         self.device = self.fabric.device
         self.on_epoch_end = on_epoch_end
         self.net = TrainNet(model)
