@@ -159,20 +159,21 @@ def run_compare(cfg: CompareConfig, say=print) -> dict | None:
     shared = fingerprint(cfg)
     check_results_dir(out, shared, [cfg.data if cfg.data != "synthetic" else None,
                                     *[b for b in cfg.backbones if Path(b).exists()]])
-    (out / "cells").mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "compare.json", json.dumps(shared, indent=2))
-    for note in guard_warnings(cfg):
-        say(f"warning: {note}")
     cells = plan_cells(cfg)
     done = [(out / "cells" / f"{cell.key}.json").is_file() for cell in cells]  # decided once, for every rank
-    return launch(cfg.dist, _compare_rank, cfg, cells, done, say)
+    return launch(cfg.dist, _compare_rank, cfg, shared, cells, done, say)
 
 
-def _compare_rank(fabric, cfg: CompareConfig, cells: list[Cell], done: list[bool], say) -> dict:
+def _compare_rank(fabric, cfg: CompareConfig, shared: dict, cells: list[Cell], done: list[bool], say) -> dict:
     from .compare_report import write_results
 
     main = fabric.global_rank == 0
     out = Path(cfg.output)
+    if main:  # under torchrun/srun every rank ran the checks above; one writes and speaks
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "compare.json", json.dumps(shared, indent=2))
+        for note in guard_warnings(cfg):
+            say(f"warning: {note}")
     results = []
     for k, (cell, cached) in enumerate(zip(cells, done), 1):
         path = out / "cells" / f"{cell.key}.json"

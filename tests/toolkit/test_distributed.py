@@ -227,3 +227,17 @@ def test_torchrun_around_lut_runs_each_rank_once_and_rank_0_writes(tmp_path, tin
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("bundle:") == 1
     assert json.loads((out / "lut.json").read_text())["training"]["devices"] == 2
+
+
+@pytest.mark.skipif(not __import__("lut.toolkit.distributed", fromlist=["x"]).native_bfloat16("cpu"),
+                    reason="this CPU has no native bfloat16")
+def test_finetune_trains_under_bf16_mixed_and_keeps_float32_weights(tiny_backbone):
+    cfg = FinetuneConfig(data="synthetic", synthetic_images=96, image_size=32, backbone=str(tiny_backbone),
+                         strategy=StrategyConfig("full_ft", backbone_lr=1e-3),
+                         train=TrainConfig(epochs=2, batch_size=16, progress=False),
+                         dist=DistConfig(accelerator="cpu", precision="bf16-mixed"))
+    outcome = launch(cfg.dist, lambda fabric: run_finetune(cfg, fabric))
+    assert outcome.bundle.training["precision"] == "bf16-mixed"
+    assert all(np.isfinite(h["train_loss"]) for h in outcome.metrics["history"])
+    assert outcome.metrics["accuracy"] > 1 / 6 + 0.1  # it learned, not chance
+    assert {p.dtype for p in outcome.model.parameters()} == {torch.float32}
