@@ -464,10 +464,15 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
 @click.option("--warmup-epochs", default=10, show_default=True, type=click.IntRange(0))
 @click.option("--momentum", default=0.996, show_default=True, type=click.FloatRange(0, 1),
               help="Teacher EMA momentum at the start (cosine schedule to 1).")
-@click.option("--teacher-temp", default=0.04, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Teacher temperature at the start of the warm-up.")
+@click.option("--teacher-temp-start", default=0.04, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Teacher temperature at the start of the warm-up (the paper's --warmup_teacher_temp).")
 @click.option("--teacher-temp-final", default=0.07, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Teacher temperature after the warm-up (use the start value for short runs).")
+              help="Teacher temperature after the warm-up (the paper's --teacher_temp).")
+@click.option("--weight-decay", default=0.04, show_default=True, type=click.FloatRange(0),
+              help="AdamW weight decay at the start, on weights only (not norms, biases, position embeddings, CLS).")
+@click.option("--weight-decay-end", default=0.4, show_default=True, type=click.FloatRange(0),
+              help="Weight decay at the end of the cosine schedule.")
 @click.option("--colour-jitter", default=0.5, show_default=True, type=click.FloatRange(0),
               help="Colour-jitter strength (0 disables); colour carries much of the land-cover signal.")
 @click.option("--grayscale", default=0.2, show_default=True, type=click.FloatRange(0, 1),
@@ -490,7 +495,8 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bars (one JSON line per epoch instead).")
 @dist_options("auto")
 def pretrain(method, sources, backbone, output, image_size, local_size, local_views, epochs, batch_size, lr,
-             warmup_epochs, momentum, teacher_temp, teacher_temp_final, colour_jitter, grayscale, solarize, out_dim,
+             warmup_epochs, momentum, teacher_temp_start, teacher_temp_final, weight_decay, weight_decay_end,
+             colour_jitter, grayscale, solarize, out_dim,
              head_hidden, bottleneck, windows_per_scene, bands, seed, all_images, monitor,
              resume, overwrite, workers, quiet, devices, nodes, accelerator, device, precision):
     """Self-supervised DINO pretraining on unlabelled imagery; the result is a backbone for finetune."""
@@ -500,7 +506,8 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
     result = run(PretrainConfig(
         sources=list(sources), method=method, backbone=backbone, output=output, image_size=image_size,
         local_size=local_size, local_views=local_views, epochs=epochs, batch_size=batch_size, lr=lr,
-        warmup_epochs=warmup_epochs, momentum=momentum, teacher_temp=teacher_temp,
+        warmup_epochs=warmup_epochs, momentum=momentum, teacher_temp_start=teacher_temp_start,
+        weight_decay=weight_decay, weight_decay_end=weight_decay_end,
         teacher_temp_final=teacher_temp_final, colour_jitter=colour_jitter, grayscale=grayscale, solarize=solarize,
         out_dim=out_dim, head_hidden=head_hidden, bottleneck=bottleneck,
         windows_per_scene=windows_per_scene, bands=parse_bands(bands), seed=seed, split_guard=not all_images,

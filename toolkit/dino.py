@@ -45,19 +45,20 @@ class PretrainConfig:
     lr: float = 5e-4  # per 256 images, scaled linearly with the batch size as in the paper
     min_lr: float = 1e-6
     warmup_epochs: int = 10
-    weight_decay: float = 0.04
+    weight_decay: float = 0.04  # on weights only (not norms, biases, position embeddings, CLS token) ...
+    weight_decay_end: float = 0.4  # ... rising on a cosine to this, as in the paper
     momentum: float = 0.996
     out_dim: int = 4096
     head_hidden: int = 1024
     bottleneck: int = 256
-    teacher_temp: float = 0.04
-    teacher_temp_final: float = 0.07
+    teacher_temp_start: float = 0.04  # the paper's warmup_teacher_temp (lightly's too)
+    teacher_temp_final: float = 0.07  # the paper's teacher_temp (lightly's too)
     teacher_temp_warmup_epochs: int = 30
     # colour is much of the signal in land-cover imagery: lower these (e.g. 0.2, 0, 0) for colour-coded classes
     colour_jitter: float = 0.5  # lightly's cj_strength; 0 disables
     grayscale: float = 0.2
     solarize: float = 0.2
-    grad_clip: float = 3.0
+    grad_clip: float = 3.0  # per parameter tensor, as the paper's clip_gradients
     windows_per_scene: int = 200
     bands: tuple[int, ...] | None = None
     seed: int = 0
@@ -81,9 +82,10 @@ class PretrainConfig:
     def schedule(self, steps_per_epoch: int) -> DinoSchedule:
         return DinoSchedule(epochs=self.epochs, steps_per_epoch=steps_per_epoch, batch_size=self.batch_size,
                             lr=self.lr, min_lr=self.min_lr, warmup_epochs=self.warmup_epochs,
-                            momentum=self.momentum, teacher_temp=self.teacher_temp,
+                            momentum=self.momentum, teacher_temp_start=self.teacher_temp_start,
                             teacher_temp_final=self.teacher_temp_final,
-                            teacher_temp_warmup_epochs=self.teacher_temp_warmup_epochs)
+                            teacher_temp_warmup_epochs=self.teacher_temp_warmup_epochs,
+                            weight_decay=self.weight_decay, weight_decay_end=self.weight_decay_end)
 
 
 def build_backbone(cfg: PretrainConfig):
@@ -199,7 +201,7 @@ def _pretrain_rank(fabric, cfg: PretrainConfig, target: Path, work: Path) -> Pre
         monitor = KnnMonitor(cfg.monitor, cfg.image_size, mean, std, cfg.seed, cfg.monitor_images)
     c = backbone.config
     state = build_state(backbone, HeadSizes(cfg.out_dim, cfg.head_hidden, cfg.bottleneck),
-                        cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size), cfg.weight_decay, fabric)
+                        cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size), fabric)
     if cfg.resume and (work / CHECKPOINT).is_file():
         state.restore(work / CHECKPOINT, fabric.device)  # written by rank 0 of a run on any number of ranks
     if fabric.global_rank == 0:

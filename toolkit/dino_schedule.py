@@ -1,4 +1,5 @@
-"""DINO's schedules as pure functions of the step or epoch: learning rate, teacher momentum, temperature.
+"""DINO's schedules as pure functions of the step or epoch: learning rate, weight decay, teacher momentum
+and temperature.
 
 Like `strategies.make_plan`, nothing here touches a model, so each schedule is tested on its own and a
 resumed run (on any number of ranks) continues exactly where the schedule left off.
@@ -21,9 +22,11 @@ class DinoSchedule:
     min_lr: float = 1e-6
     warmup_epochs: int = 10
     momentum: float = 0.996  # teacher EMA momentum at step 0, cosine to 1
-    teacher_temp: float = 0.04  # at epoch 0
+    teacher_temp_start: float = 0.04  # at epoch 0
     teacher_temp_final: float = 0.07  # after the warm-up
     teacher_temp_warmup_epochs: int = 30
+    weight_decay: float = 0.04  # at step 0, cosine to weight_decay_end (the paper's 0.04 -> 0.4)
+    weight_decay_end: float = 0.4
 
     @property
     def total_steps(self) -> int:
@@ -53,4 +56,11 @@ class DinoSchedule:
         warm = min(self.teacher_temp_warmup_epochs, max(self.epochs // 3, 1))
         if epoch >= warm:
             return self.teacher_temp_final
-        return self.teacher_temp + (self.teacher_temp_final - self.teacher_temp) * epoch / warm
+        return self.teacher_temp_start + (self.teacher_temp_final - self.teacher_temp_start) * epoch / warm
+
+    def weight_decay_at(self, step: int) -> float:
+        """Cosine from `weight_decay` at step 0 to `weight_decay_end` at the last step (DINO's schedule)."""
+        if self.total_steps <= 1:
+            return self.weight_decay_end
+        progress = min(step, self.total_steps - 1) / (self.total_steps - 1)
+        return self.weight_decay_end + (self.weight_decay - self.weight_decay_end) * (math.cos(math.pi * progress) + 1) / 2

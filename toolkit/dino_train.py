@@ -73,7 +73,11 @@ class DinoState:
                            "pass the same --backbone/--image-size/head sizes or --overwrite to restart")
         self.student.load_state_dict(state["student"])
         self.teacher.load_state_dict(state["teacher"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError:  # one parameter group: written before weight decay spared norms and biases
+            raise LutError(f"{path} was written by an older lut (one optimizer group); pass --overwrite to "
+                           "restart the run") from None
         self.criterion.load_state_dict(state["criterion"])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
 
@@ -85,7 +89,30 @@ class HeadSizes:
     bottleneck: int
 
 
-def build_state(backbone: nn.Module, head: HeadSizes, arch: dict, weight_decay: float, fabric) -> DinoState:
+NO_DECAY_NAMES = ("cls_token", "position_embeddings", "mask_token")
+
+
+def weight_decay_groups(student: nn.Module) -> list[dict]:
+    """AdamW groups: weight decay on weights only; none on norms and biases (lightly's
+    get_weight_decay_parameters) nor on the position embeddings and CLS token."""
+    from lightly.models.utils import get_weight_decay_parameters
+
+    decay, no_decay = get_weight_decay_parameters([student])
+    special = {id(p) for n, p in student.named_parameters() if n.rsplit(".", 1)[-1] in NO_DECAY_NAMES}
+    no_decay = [p for p in no_decay if p.requires_grad] + [p for p in decay if id(p) in special and p.requires_grad]
+    decay = [p for p in decay if id(p) not in special and p.requires_grad]
+    return [{"params": decay, "name": "decay"}, {"params": no_decay, "name": "no_decay", "weight_decay": 0.0}]
+
+
+def clip_per_parameter(params, max_norm: float) -> None:
+    """The paper's clip_gradients: each parameter tensor's gradient scaled to norm <= max_norm on its own."""
+    for p in params:
+        if p.grad is not None:
+            norm = p.grad.detach().norm(2)
+            p.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+
+
+def build_state(backbone: nn.Module, head: HeadSizes, arch: dict, fabric) -> DinoState:
     """Student and teacher on this rank's device; the teacher is rank 0's, identical everywhere."""
     from lightly.loss import DINOLoss
     from lightly.models.modules import DINOProjectionHead
@@ -105,8 +132,8 @@ def build_state(backbone: nn.Module, head: HeadSizes, arch: dict, weight_decay: 
     teacher.head.load_state_dict(student.head.state_dict())
     deactivate_requires_grad(teacher)
     broadcast_module(fabric, teacher)
-    criterion = DINOLoss(output_dim=head.out_dim).to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=0.0, weight_decay=weight_decay)
+    criterion = DINOLoss(output_dim=head.out_dim).to(device)  # temperatures come from the schedule each step
+    optimizer = torch.optim.AdamW(weight_decay_groups(student), lr=0.0, weight_decay=0.0)
     return DinoState(student, teacher, criterion, optimizer, arch)
 
 
@@ -130,13 +157,16 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
 
 def train_step(state: DinoState, student: nn.Module, views: list[torch.Tensor], schedule: DinoSchedule,
                fabric, grad_clip: float) -> float:
-    """One optimizer step: the student through its (DDP-)wrapped forward, the teacher under autocast without
-    gradients, the loss in float32; then the EMA from the unwrapped student. Returns the loss."""
+    """One optimizer step: the schedules' LR and weight decay; the student through its (DDP-)wrapped forward,
+    the teacher under autocast without gradients, the loss in float32; per-parameter clipping; then the EMA
+    from the unwrapped student. Returns the loss."""
     from lightly.models.utils import update_momentum
 
     epoch = state.epoch
     for group in state.optimizer.param_groups:
         group["lr"] = schedule.learning_rate(state.step)
+        if group.get("name") == "decay":
+            group["weight_decay"] = schedule.weight_decay_at(state.step)
     with torch.no_grad(), fabric.autocast():
         teacher_out = state.teacher(views[:2])
     student_out = student(views)
@@ -145,7 +175,7 @@ def train_step(state: DinoState, student: nn.Module, views: list[torch.Tensor], 
     check_finite_everywhere(fabric, loss, epoch + 1)
     state.optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
-    nn.utils.clip_grad_norm_(state.student.parameters(), grad_clip)
+    clip_per_parameter(state.student.parameters(), grad_clip)
     state.student.head.cancel_last_layer_gradients(current_epoch=epoch)
     state.optimizer.step()
     update_momentum(state.student, state.teacher, schedule.teacher_momentum(state.step))

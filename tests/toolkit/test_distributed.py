@@ -77,7 +77,8 @@ def test_dino_schedules_are_pure_and_match_the_paper():
     from lightly.utils.scheduler import cosine_schedule
 
     s = DinoSchedule(epochs=10, steps_per_epoch=5, batch_size=128, lr=5e-4, min_lr=1e-6, warmup_epochs=2,
-                     momentum=0.996, teacher_temp=0.04, teacher_temp_final=0.07, teacher_temp_warmup_epochs=30)
+                     momentum=0.996, teacher_temp_start=0.04, teacher_temp_final=0.07, teacher_temp_warmup_epochs=30,
+                     weight_decay=0.04, weight_decay_end=0.4)
     assert s.peak_lr == pytest.approx(2.5e-4)  # per 256 images of the global batch
     assert s.learning_rate(0) == pytest.approx(2.5e-4 / 10) and s.learning_rate(9) == pytest.approx(2.5e-4)
     assert s.learning_rate(49) == pytest.approx(1e-6, abs=1e-6)
@@ -86,6 +87,33 @@ def test_dino_schedules_are_pure_and_match_the_paper():
         assert s.teacher_momentum(step) == pytest.approx(cosine_schedule(step, 50, 0.996, 1.0))
     temps = [s.teacher_temperature(e) for e in range(10)]
     assert temps[0] == 0.04 and temps[3:] == [0.07] * 7 and temps[1] < temps[2] < 0.07  # warm-up <= a third
+    decay = [s.weight_decay_at(k) for k in range(50)]
+    assert decay[0] == pytest.approx(0.04) and decay[49] == pytest.approx(0.4) and decay[25] == pytest.approx(
+        0.22, abs=0.01)
+    assert decay == sorted(decay)
+
+
+def test_dino_decays_weights_only_and_clips_each_parameter_on_its_own(tiny_backbone):
+    from transformers import ViTModel
+
+    from lut.toolkit.dino_train import HeadSizes, build_state, clip_per_parameter
+    from lut.toolkit.distributed import make_fabric
+
+    state = build_state(ViTModel.from_pretrained(tiny_backbone, add_pooling_layer=False), HeadSizes(16, 8, 4),
+                        {}, make_fabric(ONE))
+    names = {id(p): n for n, p in state.student.named_parameters()}
+    groups = {g["name"]: [names[id(p)] for p in g["params"]] for g in state.optimizer.param_groups}
+    assert not set(groups["decay"]) & set(groups["no_decay"])
+    assert len(groups["decay"]) + len(groups["no_decay"]) == sum(p.requires_grad for p in state.student.parameters())
+    for name in groups["no_decay"]:
+        assert name.endswith(("bias", "cls_token", "position_embeddings")) or "norm" in name, name
+    assert any(n.endswith("attention.query.weight") for n in groups["decay"])
+    assert all(not n.endswith("bias") and "norm" not in n for n in groups["decay"])
+    small, large = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(4))
+    small.grad, large.grad = torch.tensor([0.3, 0.4, 0.0]), torch.tensor([30.0, 40.0, 0.0, 0.0])
+    clip_per_parameter([small, large], 3.0)
+    assert torch.allclose(small.grad, torch.tensor([0.3, 0.4, 0.0]))  # under the limit: untouched
+    assert large.grad.norm().item() == pytest.approx(3.0, rel=1e-4)  # over it: scaled alone
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------------------
