@@ -126,6 +126,7 @@ def write_results(out: Path, cfg, cells: list[dict]) -> None:
         md += ["![data efficiency](data_efficiency.png)", ""]
     md += ["## 4. Domain-specific pretraining (all training labels)", ""]
     md += domain_table(cells, cfg.backbones, [s for s in DOMAIN_STRATEGIES if s in cfg.strategies])
+    md += curve_section(out, cells)
     write_text_atomic(out / "results.md", "\n".join(md))
     write_text_atomic(out / "results.json", json.dumps(cells, indent=2))
     buf = io.StringIO()
@@ -141,3 +142,17 @@ def write_results(out: Path, cfg, cells: list[dict]) -> None:
     write_text_atomic(out / "results.csv", buf.getvalue())
     if len(labels) >= 2:
         plot_efficiency(cells, cfg.backbones, eff, labels, out / "data_efficiency.png")
+
+
+def curve_section(out: Path, cells: list[dict]) -> list[str]:
+    """One training-curves figure per cell, in curves/, linked from results.md."""
+    from .curves import plot_curves
+
+    (out / "curves").mkdir(exist_ok=True)
+    lines = ["## 5. Training curves per cell", ""]
+    for c in cells:
+        if not c.get("history"):
+            continue
+        plot_curves(c["history"], out / "curves" / f"{c['key']}.png", c["key"])
+        lines.append(f"- [{c['key']}](curves/{c['key']}.png)")
+    return lines + [""]

@@ -19,6 +19,7 @@ from .errors import LutError
 from .evaluation import classification_metrics
 from .ownership import check_output_dir
 from .raster import check_gsd
+from .curves import curves_csv, plot_curves
 from .report import format_metrics, markdown_report, plot_confusion
 from .store import DEFAULT_STORE, set_latest
 from .strategies import StrategyConfig, make_plan
@@ -133,7 +134,7 @@ def run_finetune(cfg: FinetuneConfig, fabric=None) -> FinetuneOutcome:
 
 
 def write_bundle(outcome: FinetuneOutcome, target: Path, overwrite: bool) -> None:
-    """Model, processor, lut.json, metrics.json, report.md and confusion.png, all or nothing."""
+    """Model, processor, lut.json, metrics.json, report.md, curves.csv/.png and confusion.png, all or nothing."""
     with atomic_directory(target, overwrite) as tmp:
         outcome.model.save_pretrained(tmp, safe_serialization=True)
         outcome.processor.save_pretrained(tmp)
@@ -141,6 +142,8 @@ def write_bundle(outcome: FinetuneOutcome, target: Path, overwrite: bool) -> Non
         (tmp / "metrics.json").write_text(json.dumps(outcome.metrics, indent=2))
         (tmp / "report.md").write_text(markdown_report(outcome.metrics, outcome.bundle))
         plot_confusion(outcome.metrics, tmp / "confusion.png")
+        (tmp / "curves.csv").write_text(curves_csv(outcome.metrics["history"]))
+        plot_curves(outcome.metrics["history"], tmp / "curves.png", f"{outcome.metrics['strategy']}")
 
 
 def finetune_inputs(cfg: FinetuneConfig) -> list[Path]:

@@ -64,10 +64,15 @@ def markdown_report(metrics: dict, bundle) -> str:
         "",
         "## Training history",
         "",
-        "| epoch | train loss | val accuracy | trainable params |",
-        "|---|---|---|---|",
-        *[f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_accuracy']:.4f} | {h['trainable_params']:,} |"
+        "| epoch | train loss | val loss | val accuracy | val macro-F1 | trainable params |",
+        "|---|---|---|---|---|---|",
+        *[f"| {h['epoch']} | {h['train_loss']:.4f} | {h.get('val_loss', float('nan')):.4f} | "
+          f"{h['val_accuracy']:.4f} | {h.get('val_macro_f1', float('nan')):.4f} | {h['trainable_params']:,} |"
           for h in metrics["history"]],
+        "",
+        "Per-epoch values, with the learning rates, are in [curves.csv](curves.csv).",
+        "",
+        "![training curves](curves.png)",
         "",
         "![confusion matrix](confusion.png)",
         "",

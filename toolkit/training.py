@@ -83,6 +83,12 @@ def check_finite_everywhere(fabric, loss: torch.Tensor, epoch: int) -> None:
     check_finite(loss, epoch)
 
 
+def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(true, pred, average="macro", zero_division=0))
+
+
 def count_params(modules: list[nn.Module]) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
 
@@ -301,6 +307,8 @@ class Trainer:
             cut = plan.cuts[epoch]
             if self._unfreeze_to(cut, remember=epoch > 0) or self.wrapped is None:
                 self._wrap()
+                schedule.apply()  # new groups start at the schedule's current factor
+            rates = self._rates()  # at the epoch's first step
             self._set_modes(cut)
             train.set_epoch(epoch)
             sampler.set_epoch(epoch)
@@ -312,11 +320,11 @@ class Trainer:
             loss = all_mean(fabric, self._train_epoch(batches, cut, train_cache is not None, schedule, epoch,
                                                       steps_per_epoch))
             # every rank predicts its shard; the gathered predictions give one exact metric on every rank
-            val_pred, val_true = self.predict(val, cache=self.val_cache)
+            val_pred, val_true, val_loss = self.evaluate(val, cache=self.val_cache)
             val_acc = float((val_pred == val_true).mean())
-            trainable = sum(p.numel() for p in self._trainable())
-            history.append({"epoch": epoch + 1, "train_loss": loss, "val_accuracy": val_acc,
-                            "trainable_params": trainable})
+            history.append({"epoch": epoch + 1, "train_loss": loss, "val_loss": val_loss, "val_accuracy": val_acc,
+                            "val_macro_f1": macro_f1(val_true, val_pred), **rates,
+                            "trainable_params": sum(p.numel() for p in self._trainable())})
             epochs.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, self)
@@ -348,6 +356,13 @@ class Trainer:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         return float(np.mean(losses)) if losses else float("nan")
 
+    def _rates(self) -> dict[str, float | None]:
+        """The head's and the backbone's (its top trainable stage's) learning rate now."""
+        groups = {g["name"]: g["lr"] for g in self.optimizer.param_groups}
+        stages = [k for k in groups if k.startswith("stage")]
+        top = max(stages, key=lambda k: int(k[5:])) if stages else None
+        return {"lr_head": groups["head"], "lr_backbone": groups[top] if top else None}
+
     def _restore(self, best_state: dict[str, torch.Tensor] | None) -> None:
         """The best epoch's weights (stages unfrozen after it go back to their frozen values), head folded."""
         if best_state is not None:
@@ -377,9 +392,10 @@ class Trainer:
         self.model.classifier = StandardizedHead(self.model.classifier, mean, std)
 
     @torch.no_grad()
-    def predict(self, dataset: PatchDataset, cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted and true labels of the whole dataset on every rank (each rank runs its shard); reuses a
-        prefix cache when the cut allows it."""
+    def evaluate(self, dataset: PatchDataset, cache: FeatureCache | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Predicted and true labels of the whole dataset on every rank (each rank runs its shard, the rows
+        are gathered), and the mean cross-entropy; reuses a prefix cache when the cut allows it."""
         was_training = self.model.training
         self.model.eval()
         if cache is not None:
@@ -394,10 +410,16 @@ class Trainer:
             for x, y in batches:
                 x = x.to(self.device)
                 logits = self.staged.suffix(x, cut) if cache is not None else self.model(pixel_values=x).logits
-                rows.append(torch.stack([logits.argmax(-1).cpu(), y.cpu()], 1))
+                loss = nn.functional.cross_entropy(logits.float().cpu(), y.cpu(), reduction="none")
+                rows.append(torch.stack([logits.argmax(-1).cpu().double(), y.cpu().double(), loss.double()], 1))
         self.model.train(was_training)
         both = gather_rows(self.fabric, torch.cat(rows), shard, len(dataset)).numpy()
-        return both[:, 0], both[:, 1]
+        return both[:, 0].astype(np.int64), both[:, 1].astype(np.int64), float(both[:, 2].mean())
+
+    def predict(self, dataset: PatchDataset, cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted and true labels of the whole dataset, on every rank."""
+        pred, true, _ = self.evaluate(dataset, cache)
+        return pred, true
 
     def predict_test(self, test: PatchDataset) -> tuple[np.ndarray, np.ndarray]:
         if self.cache_cut is not None:

@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -38,6 +39,14 @@ def test_finetune_writes_a_complete_bundle_and_latest(in_tmp, tiny_backbone):
     metrics = json.loads((bundle / "metrics.json").read_text())
     assert len(metrics["confusion_matrix"]) == 6 and sum(map(sum, metrics["confusion_matrix"])) == 24
     assert len(metrics["history"]) == 2 and metrics["trainable_params"] < metrics["total_params"]
+    rows = list(csv.DictReader((bundle / "curves.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r, h in zip(rows, metrics["history"]):
+        assert float(r["val_accuracy"]) == pytest.approx(h["val_accuracy"])
+        assert 0 <= float(r["val_macro_f1"]) <= 1 and float(r["val_loss"]) > 0 and float(r["lr_head"]) > 0
+    assert rows[0]["lr_backbone"] == "" and float(rows[1]["lr_backbone"]) > 0  # progressive: head alone first
+    assert (bundle / "curves.png").stat().st_size > 5000 and "![training curves](curves.png)" in (
+        bundle / "report.md").read_text()
     assert "test accuracy" in result.output and "macro F1" in result.output
     config = json.loads((bundle / "config.json").read_text())
     assert config["id2label"]["3"] == "water"

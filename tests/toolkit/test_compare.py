@@ -59,6 +59,8 @@ def test_compare_writes_the_four_tables_and_resumes(tmp_path, tiny_backbone, mon
     assert len(rows) == 8 and {r["labels"] for r in rows} == {"24", "all"}
     assert len(json.loads((out / "results.json").read_text())) == 8
     assert (out / "data_efficiency.png").stat().st_size > 1000
+    curves = sorted((out / "curves").glob("*.png"))
+    assert len(curves) == 8 and all(f"(curves/{p.name})" in md for p in curves)
 
     def never(cfg, cell):
         raise AssertionError("a finished cell ran again")

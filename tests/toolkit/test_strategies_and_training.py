@@ -130,13 +130,13 @@ def test_best_epoch_before_unfreezing_restores_the_blocks_unfrozen_later(tiny):
     before = top_block.detach().clone()
     scores = iter([0.9, 0.5, 0.4])  # the head-only first epoch is the best one
 
-    def fake_predict(dataset, cache=None):
+    def fake_evaluate(dataset, cache=None):
         acc = next(scores)
         n = len(dataset)
         true = np.zeros(n, int)
-        return np.where(np.arange(n) < round(acc * n), 0, 1), true
+        return np.where(np.arange(n) < round(acc * n), 0, 1), true, 1.0
 
-    trainer.predict = fake_predict
+    trainer.evaluate = fake_evaluate
     result = trainer.fit(train, val)
     assert result.best_epoch == 1
     assert torch.equal(top_block, before)  # trained in epochs 2-3, then restored
