@@ -123,17 +123,35 @@ def data_options(f):
         click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="DataLoader workers."),
         click.option("--no-cache", is_flag=True, help="Recompute frozen features every epoch (for benchmarks)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+        click.option("--class-weights", default="none", show_default=True, type=click.Choice(["none", "balanced"]),
+                     help="balanced: every class weighs the same in the loss (n / (K * n_k)), for imbalanced labels."),
+        click.option("--label-smoothing", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True)),
+        click.option("--mixup", default=0.0, show_default=True, type=click.FloatRange(0),
+                     help="mixup alpha (0 = off); pixel batches only, cached strategies are not mixed."),
+        click.option("--cutmix", default=0.0, show_default=True, type=click.FloatRange(0),
+                     help="cutmix alpha (0 = off); with --mixup each mixed batch takes one of the two."),
+        click.option("--mix-prob", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+                     help="Probability that a batch is mixed."),
+        click.option("--ema", default=None, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     help="Decay of an EMA of the weights (e.g. 0.999), used for validation, the bundle and export."),
+        click.option("--patience", default=None, type=click.IntRange(1),
+                     help="Stop after this many epochs without a better validation accuracy."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache: bool, quiet: bool):
+def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache: bool, quiet: bool,
+                 class_weights: str, label_smoothing: float, mixup: float, cutmix: float, mix_prob: float,
+                 ema: float | None, patience: int | None):
+    from .regularize import MixConfig
     from .training import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, num_workers=workers,
-                       cache_features=not no_cache, progress=show_progress(quiet))
+                       cache_features=not no_cache, progress=show_progress(quiet), class_weights=class_weights,
+                       label_smoothing=label_smoothing, mix=MixConfig(mixup, cutmix, mix_prob), ema=ema,
+                       patience=patience)
 
 
 def dist_options(precision_default: str):
@@ -190,7 +208,7 @@ def dist_config(devices: int, nodes: int, accelerator: str, device: str | None, 
 @click.option("--overwrite", is_flag=True, help="Replace an existing lut bundle (never anything else).")
 @dist_options("fp32")
 def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, workers,
-             no_cache, quiet, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
+             no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob, ema, patience, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
              output, overwrite, devices, nodes, accelerator, device, precision):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
@@ -201,7 +219,8 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
         backbone=backbone,
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
-        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet),
+        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
+                           cutmix, mix_prob, ema, patience),
         dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
@@ -533,7 +552,8 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
 @click.option("-o", "--output", default="results", show_default=True, type=click.Path(path_type=Path))
 @dist_options("fp32")
 def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
-            epochs, batch_size, seed, workers, no_cache, quiet, output, devices, nodes, accelerator, device, precision):
+            epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob,
+            ema, patience, output, devices, nodes, accelerator, device, precision):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
     from .radiometry import parse_bands
@@ -542,7 +562,8 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, data, sy
         backbones=[b.strip() for b in backbones.split(",") if b.strip()], strategies=parse_strategies(strategies),
         train_labels=parse_labels(train_labels), efficiency_strategies=parse_strategies(efficiency_strategies),
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
-        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet),
+        train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
+                           cutmix, mix_prob, ema, patience),
         dist=dist_config(devices, nodes, accelerator, device, precision), output=output)
     result = run_compare(cfg, say=click.echo)
     if result is not None:  # None on the other ranks of a torchrun/srun run

@@ -89,11 +89,22 @@ def plan_cells(cfg: CompareConfig) -> list[Cell]:
     return cells
 
 
+#: training options added after results folders existed: left out of the fingerprint at their defaults,
+#: so those folders still resume
+LATER_OPTIONS = ("class_weights", "label_smoothing", "mix", "ema", "patience")
+
+
+def train_fingerprint(train: TrainConfig) -> dict:
+    defaults = asdict(TrainConfig())
+    return {k: v for k, v in asdict(train).items()
+            if k not in ("progress", "num_workers") and not (k in LATER_OPTIONS and v == defaults[k])}
+
+
 def fingerprint(cfg: CompareConfig) -> dict:
     """What every cell shares; a results folder is only resumed with the same."""
     shared = {"data": cfg.data, "synthetic_images": cfg.synthetic_images if cfg.data == "synthetic" else None,
               "bands": cfg.bands, "image_size": cfg.image_size,
-              "train": {k: v for k, v in asdict(cfg.train).items() if k not in ("progress", "num_workers")}}
+              "train": train_fingerprint(cfg.train)}
     if cfg.dist.precision != "fp32":  # the arithmetic changes results; the device count does not
         shared["precision"] = cfg.dist.precision
     shared["id"] = hashlib.sha1(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]

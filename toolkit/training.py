@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
@@ -14,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .datasets import PatchDataset
+from .regularize import MixConfig, WeightEma, class_weights, mix_batch
 from .distributed import DistConfig, Shard, all_mean, all_sum, from_device, gather_rows, make_fabric, shard_for
 from .staged import StagedViT
 from .strategies import Plan
@@ -30,6 +32,11 @@ class TrainConfig:
     standardize_head: bool = True
     num_workers: int = 0
     progress: bool = True
+    class_weights: str = "none"  # or "balanced": every class weighs the same in the loss
+    label_smoothing: float = 0.0
+    mix: MixConfig = field(default_factory=MixConfig)  # mixup/cutmix on pixel batches (not on cached features)
+    ema: float | None = None  # decay of an EMA of the weights used for validation, the best snapshot and export
+    patience: int | None = None  # stop after this many epochs without a better validation accuracy
 
 
 @dataclass
@@ -229,6 +236,9 @@ class Trainer:
         )
         self.val_cache: FeatureCache | None = None
         self.cache_cut: int | None = None
+        self.num_classes = model.classifier.out_features
+        self.ema = WeightEma(cfg.ema) if cfg.ema else None
+        cfg.mix.check()
 
     @property
     def local_batch(self) -> int:
@@ -290,6 +300,9 @@ class Trainer:
     def fit(self, train: PatchDataset, val: PatchDataset) -> TrainResult:
         cfg, plan, fabric = self.cfg, self.plan, self.fabric
         torch.manual_seed(cfg.seed)
+        weights = class_weights(cfg.class_weights, train.source.labels[train.indices], self.num_classes)
+        self.loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(self.device),
+                                           label_smoothing=cfg.label_smoothing)
         generator = torch.Generator().manual_seed(cfg.seed)
         start = time.perf_counter()
         train_cache, self.cache_cut = self._caches(train, val)
@@ -319,17 +332,20 @@ class Trainer:
                                                            num_workers=cfg.num_workers))
             loss = all_mean(fabric, self._train_epoch(batches, cut, train_cache is not None, schedule, epoch,
                                                       steps_per_epoch))
-            # every rank predicts its shard; the gathered predictions give one exact metric on every rank
-            val_pred, val_true, val_loss = self.evaluate(val, cache=self.val_cache)
-            val_acc = float((val_pred == val_true).mean())
+            with self._averaged():  # the EMA weights, where on, are what is validated, kept and exported
+                # every rank predicts its shard; the gathered predictions give one exact metric on every rank
+                val_pred, val_true, val_loss = self.evaluate(val, cache=self.val_cache)
+                val_acc = float((val_pred == val_true).mean())
+                if val_acc > best_acc:
+                    best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
             history.append({"epoch": epoch + 1, "train_loss": loss, "val_loss": val_loss, "val_accuracy": val_acc,
                             "val_macro_f1": macro_f1(val_true, val_pred), **rates,
                             "trainable_params": sum(p.numel() for p in self._trainable())})
             epochs.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, self)
-            if val_acc > best_acc:
-                best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
+            if cfg.patience and epoch + 1 - best_epoch >= cfg.patience:
+                break  # the same decision on every rank: the metric is the gathered one
         seconds = time.perf_counter() - start
         self.wrapped = None
         self._restore(best_state)
@@ -343,8 +359,12 @@ class Trainer:
         losses = []
         bar = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not self.cfg.progress, unit="batch")
+        mixing = self.cfg.mix.active and not cached
+        rng = np.random.default_rng([self.cfg.seed, epoch, self.fabric.global_rank, 7])
         for x, y in bar:
             x, y = x.to(self.device), y.to(self.device)
+            if mixing:
+                x, y = mix_batch(x, y, self.num_classes, self.cfg.mix, rng)
             loss = self.loss_fn(self.wrapped(x, cut, cached), y)
             check_finite_everywhere(self.fabric, loss, epoch + 1)
             self.optimizer.zero_grad(set_to_none=True)
@@ -352,9 +372,14 @@ class Trainer:
             nn.utils.clip_grad_norm_(self._trainable(), self.cfg.grad_clip)
             self.optimizer.step()
             schedule.step()
+            if self.ema is not None:
+                self.ema.update(self._trainable())
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         return float(np.mean(losses)) if losses else float("nan")
+
+    def _averaged(self):
+        return self.ema.applied(self._trainable()) if self.ema is not None else contextlib.nullcontext()
 
     def _rates(self) -> dict[str, float | None]:
         """The head's and the backbone's (its top trainable stage's) learning rate now."""
