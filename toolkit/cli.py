@@ -136,6 +136,14 @@ def data_options(f):
                      help="Decay of an EMA of the weights (e.g. 0.999), used for validation, the bundle and export."),
         click.option("--patience", default=None, type=click.IntRange(1),
                      help="Stop after this many epochs without a better validation accuracy."),
+        click.option("--crop-scale", default=1.0, show_default=True, type=click.FloatRange(0.05, 1),
+                     help="Random resized crops keeping at least this area fraction (1 = off); flips and "
+                          "90-degree rotations are always on."),
+        click.option("--colour-jitter", "colour_jitter", default=0.0, show_default=True,
+                     type=click.FloatRange(0, 1, max_open=True),
+                     help="Brightness/contrast/saturation jitter strength (0 = off: colour carries land cover)."),
+        click.option("--cache-views", default=1, show_default=True, type=click.IntRange(1),
+                     help="linear_probe/last_block: augmented views cached per image, one per epoch in turn."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -144,14 +152,15 @@ def data_options(f):
 
 def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache: bool, quiet: bool,
                  class_weights: str, label_smoothing: float, mixup: float, cutmix: float, mix_prob: float,
-                 ema: float | None, patience: int | None):
+                 ema: float | None, patience: int | None, crop_scale: float, colour_jitter: float, cache_views: int):
+    from .augment import AugmentConfig
     from .regularize import MixConfig
     from .training import TrainConfig
 
     return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, num_workers=workers,
                        cache_features=not no_cache, progress=show_progress(quiet), class_weights=class_weights,
                        label_smoothing=label_smoothing, mix=MixConfig(mixup, cutmix, mix_prob), ema=ema,
-                       patience=patience)
+                       patience=patience, augment=AugmentConfig(crop_scale, colour_jitter), cache_views=cache_views)
 
 
 def dist_options(precision_default: str):
@@ -208,7 +217,8 @@ def dist_config(devices: int, nodes: int, accelerator: str, device: str | None, 
 @click.option("--overwrite", is_flag=True, help="Replace an existing lut bundle (never anything else).")
 @dist_options("fp32")
 def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, workers,
-             no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob, ema, patience, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
+             no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob, ema, patience, crop_scale,
+             colour_jitter, cache_views, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
              output, overwrite, devices, nodes, accelerator, device, precision):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
@@ -220,7 +230,7 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         backbone=backbone,
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
-                           cutmix, mix_prob, ema, patience),
+                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views),
         dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
@@ -553,7 +563,7 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
 @dist_options("fp32")
 def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
             epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob,
-            ema, patience, output, devices, nodes, accelerator, device, precision):
+            ema, patience, crop_scale, colour_jitter, cache_views, output, devices, nodes, accelerator, device, precision):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
     from .radiometry import parse_bands
@@ -563,7 +573,7 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, data, sy
         train_labels=parse_labels(train_labels), efficiency_strategies=parse_strategies(efficiency_strategies),
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
-                           cutmix, mix_prob, ema, patience),
+                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views),
         dist=dist_config(devices, nodes, accelerator, device, precision), output=output)
     result = run_compare(cfg, say=click.echo)
     if result is not None:  # None on the other ranks of a torchrun/srun run

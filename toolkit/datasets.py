@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from .augment import AugmentConfig, augment, dihedral  # noqa: F401 - dihedral is part of this module's API
 from .bundle import ChipInfo
 from .errors import LutError
 from .imagefolder import ImageFolderSource
@@ -89,13 +90,6 @@ def limit_train_labels(splits: Splits, labels: np.ndarray, n: int | None, seed: 
     return Splits(np.sort(subset), splits.val, splits.test)
 
 
-def dihedral(image: torch.Tensor, k: int) -> torch.Tensor:
-    """One of the 8 flips/90-degree rotations: the augmentations that fit nadir imagery."""
-    if k >= 4:
-        image = torch.flip(image, dims=(-1,))
-    return torch.rot90(image, k % 4, dims=(-2, -1))
-
-
 class PatchDataset(torch.utils.data.Dataset):
     """Normalised (3, S, S) tensors; augmentation is drawn from (seed, epoch, index), so runs repeat."""
 
@@ -107,12 +101,14 @@ class PatchDataset(torch.utils.data.Dataset):
         std: list[float],
         augment: bool = False,
         seed: int = 0,
+        policy: AugmentConfig = AugmentConfig(),
     ) -> None:
         self.source = source
         self.indices = np.asarray(indices)
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.augment = augment
+        self.policy = policy
         self.seed = seed
         self.epoch = 0
 
@@ -126,8 +122,7 @@ class PatchDataset(torch.utils.data.Dataset):
         index = int(self.indices[i])
         image = torch.from_numpy(self.source.load(index))
         if self.augment:
-            k = int(np.random.default_rng([self.seed, self.epoch, index]).integers(8))
-            image = dihedral(image, k)
+            image = augment(image, self.policy, np.random.default_rng([self.seed, self.epoch, index]))
         return (image - self.mean) / self.std, int(self.source.labels[index])
 
 

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .augment import AugmentConfig
 from .datasets import PatchDataset
-from .regularize import MixConfig, WeightEma, class_weights, mix_batch
 from .distributed import DistConfig, Shard, all_mean, all_sum, from_device, gather_rows, make_fabric, shard_for
+from .errors import LutError
+from .regularize import MixConfig, WeightEma, class_weights, mix_batch
 from .staged import StagedViT
 from .strategies import Plan
 
@@ -37,6 +39,8 @@ class TrainConfig:
     mix: MixConfig = field(default_factory=MixConfig)  # mixup/cutmix on pixel batches (not on cached features)
     ema: float | None = None  # decay of an EMA of the weights used for validation, the best snapshot and export
     patience: int | None = None  # stop after this many epochs without a better validation accuracy
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # beyond the flips/rotations
+    cache_views: int = 1  # cached strategies: augmented views cached per training image, one per epoch in turn
 
 
 @dataclass
@@ -74,8 +78,6 @@ class CosineSchedule:
 def check_finite(loss: torch.Tensor, epoch: int) -> None:
     """Stop at once when the loss is NaN/inf: nothing after it would be a model."""
     if not torch.isfinite(loss).item():
-        from .errors import LutError
-
         raise LutError(f"the training loss became {loss.item()} in epoch {epoch}; nothing was written. Check the "
                        "data for invalid pixels, or lower the learning rate")
 
@@ -103,30 +105,39 @@ def count_params(modules: list[nn.Module]) -> int:
 class FeatureCache:
     """Prefix outputs for a fixed cut, computed once; sequence caches are kept in float16.
 
-    Under DDP each rank caches only its `shard` of the dataset (equal sizes, so equal batch counts)."""
+    `views` > 1 caches that many augmented views of each image (the dataset's augmentation for epochs
+    0..views-1); epoch e trains on view e mod views. Under DDP each rank caches only its `shard` of the
+    dataset (equal sizes, so equal batch counts)."""
 
     def __init__(self, staged: StagedViT, cut: int, dataset: PatchDataset, cfg: TrainConfig, device: torch.device,
-                 desc: str, shard: Shard | None = None, batch_size: int | None = None) -> None:
+                 desc: str, shard: Shard | None = None, batch_size: int | None = None, views: int = 1) -> None:
         self.shard = shard if shard is not None else Shard.of(len(dataset), 1, 0)
         self.size = len(dataset)
         subset = torch.utils.data.Subset(dataset, self.shard.indices.tolist())
-        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.batch_size, shuffle=False,
-                                             num_workers=cfg.num_workers)
-        chunks, labels = [], []
-        with torch.no_grad():
-            for x, y in tqdm(loader, desc=desc, leave=False, disable=not cfg.progress, unit="batch"):
-                h = staged.prefix(x.to(device), cut)
-                chunks.append(h.to("cpu", torch.float16 if h.dim() == 3 else torch.float32))
-                labels.append(y)
-        self.features = torch.cat(chunks)
+        self.views: list[torch.Tensor] = []
+        for view in range(views):
+            if views > 1:
+                dataset.set_epoch(view)
+            loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.batch_size, shuffle=False,
+                                                 num_workers=cfg.num_workers)
+            chunks, labels = [], []
+            with torch.no_grad():
+                for x, y in tqdm(loader, desc=f"{desc} ({view + 1}/{views})" if views > 1 else desc, leave=False,
+                                 disable=not cfg.progress, unit="batch"):
+                    h = staged.prefix(x.to(device), cut)
+                    chunks.append(h.to("cpu", torch.float16 if h.dim() == 3 else torch.float32))
+                    labels.append(y)
+            self.views.append(torch.cat(chunks))
+        self.features = self.views[0]
         self.labels = torch.cat(labels)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None):
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, epoch: int = 0):
+        features = self.views[epoch % len(self.views)]
         order = (torch.randperm(len(self.labels), generator=generator) if generator is not None
                  else torch.arange(len(self.labels)))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            yield self.features[idx].float(), self.labels[idx]
+            yield features[idx].float(), self.labels[idx]
 
 
 class StandardizedHead(nn.Module):
@@ -291,8 +302,10 @@ class Trainer:
         if cut is None:
             return None, None
         shard = shard_for(self.fabric, len(train))
+        if cfg.cache_views < 1:
+            raise LutError(f"--cache-views must be at least 1, got {cfg.cache_views}")
         train_cache = FeatureCache(self.staged, cut, train, cfg, self.device, "caching train features", shard,
-                                   self.local_batch)
+                                   self.local_batch, views=cfg.cache_views)
         self.val_cache = FeatureCache(self.staged, cut, val, cfg, self.device, "caching val features",
                                       shard_for(self.fabric, len(val)), self.local_batch)
         return train_cache, cut
@@ -326,7 +339,7 @@ class Trainer:
             train.set_epoch(epoch)
             sampler.set_epoch(epoch)
             if train_cache is not None:
-                batches = train_cache.batches(self.local_batch, generator)
+                batches = train_cache.batches(self.local_batch, generator, epoch)
             else:
                 batches = iter(torch.utils.data.DataLoader(train, batch_size=self.local_batch, sampler=sampler,
                                                            num_workers=cfg.num_workers))
