@@ -144,6 +144,8 @@ def data_options(f):
                      help="Brightness/contrast/saturation jitter strength (0 = off: colour carries land cover)."),
         click.option("--cache-views", default=1, show_default=True, type=click.IntRange(1),
                      help="linear_probe/last_block: augmented views cached per image, one per epoch in turn."),
+        click.option("--drop-path", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+                     help="Stochastic depth of the last block (linear in depth, DeiT's rule); 0 = off."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -152,7 +154,8 @@ def data_options(f):
 
 def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache: bool, quiet: bool,
                  class_weights: str, label_smoothing: float, mixup: float, cutmix: float, mix_prob: float,
-                 ema: float | None, patience: int | None, crop_scale: float, colour_jitter: float, cache_views: int):
+                 ema: float | None, patience: int | None, crop_scale: float, colour_jitter: float, cache_views: int,
+                 drop_path: float):
     from .augment import AugmentConfig
     from .regularize import MixConfig
     from .training import TrainConfig
@@ -160,7 +163,8 @@ def train_config(epochs: int, batch_size: int, seed: int, workers: int, no_cache
     return TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, num_workers=workers,
                        cache_features=not no_cache, progress=show_progress(quiet), class_weights=class_weights,
                        label_smoothing=label_smoothing, mix=MixConfig(mixup, cutmix, mix_prob), ema=ema,
-                       patience=patience, augment=AugmentConfig(crop_scale, colour_jitter), cache_views=cache_views)
+                       patience=patience, augment=AugmentConfig(crop_scale, colour_jitter), cache_views=cache_views,
+                       drop_path=drop_path)
 
 
 def dist_options(precision_default: str):
@@ -218,7 +222,7 @@ def dist_config(devices: int, nodes: int, accelerator: str, device: str | None, 
 @dist_options("fp32")
 def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, workers,
              no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob, ema, patience, crop_scale,
-             colour_jitter, cache_views, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
+             colour_jitter, cache_views, drop_path, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
              output, overwrite, devices, nodes, accelerator, device, precision):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
@@ -230,7 +234,7 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         backbone=backbone,
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
-                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views),
+                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views, drop_path),
         dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
@@ -563,7 +567,7 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
 @dist_options("fp32")
 def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
             epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob,
-            ema, patience, crop_scale, colour_jitter, cache_views, output, devices, nodes, accelerator, device, precision):
+            ema, patience, crop_scale, colour_jitter, cache_views, drop_path, output, devices, nodes, accelerator, device, precision):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
     from .radiometry import parse_bands
@@ -573,7 +577,7 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, data, sy
         train_labels=parse_labels(train_labels), efficiency_strategies=parse_strategies(efficiency_strategies),
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
-                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views),
+                           cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views, drop_path),
         dist=dist_config(devices, nodes, accelerator, device, precision), output=output)
     result = run_compare(cfg, say=click.echo)
     if result is not None:  # None on the other ranks of a torchrun/srun run

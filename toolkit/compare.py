@@ -91,7 +91,7 @@ def plan_cells(cfg: CompareConfig) -> list[Cell]:
 
 #: training options added after results folders existed: left out of the fingerprint at their defaults,
 #: so those folders still resume
-LATER_OPTIONS = ("class_weights", "label_smoothing", "mix", "ema", "patience", "augment", "cache_views")
+LATER_OPTIONS = ("class_weights", "label_smoothing", "mix", "ema", "patience", "augment", "cache_views", "drop_path")
 
 
 def train_fingerprint(train: TrainConfig) -> dict:

@@ -14,6 +14,7 @@ from .atomic import atomic_directory, check_writable_dir
 from .backbones import DEFAULT_BACKBONE, check_backbone_spec, is_local_spec, load_classifier
 from .bundle import Bundle
 from .distributed import DistConfig, launch
+from .drop_path import add_drop_path
 from .datasets import LabelledSource, PatchDataset, Splits, chip_info, limit_train_labels, open_source, stratified_split
 from .errors import LutError
 from .evaluation import classification_metrics
@@ -99,6 +100,7 @@ def run_finetune(cfg: FinetuneConfig, fabric=None) -> FinetuneOutcome:
     if backbone.image_size != image_size:  # the checkpoint decided; reopen the data at its size
         image_size = backbone.image_size
         source, splits = prepare_data(cfg, image_size)
+    add_drop_path(model, cfg.train.drop_path)
     plan = make_plan(cfg.strategy, backbone.num_layers, cfg.train.epochs)
     mean, std = list(processor.image_mean), list(processor.image_std)
     seed = cfg.train.seed

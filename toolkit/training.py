@@ -41,6 +41,7 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a better validation accuracy
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # beyond the flips/rotations
     cache_views: int = 1  # cached strategies: augmented views cached per training image, one per epoch in turn
+    drop_path: float = 0.0  # stochastic depth of the last block (linear in depth from 0 at the first)
 
 
 @dataclass

@@ -85,3 +85,23 @@ def test_patience_stops_after_epochs_without_improvement(tiny):
     trainer.evaluate = fake_evaluate
     result = trainer.fit(train, val)
     assert len(result.history) == 4 and result.best_epoch == 2  # epochs 3 and 4 did not beat epoch 2
+
+
+def test_drop_path_drops_whole_samples_in_training_and_is_the_plain_block_in_eval(tiny_backbone):
+    from lut.toolkit.drop_path import add_drop_path
+
+    torch.manual_seed(0)
+    model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))
+    x = torch.randn(8, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        before = model(pixel_values=x).logits
+    assert add_drop_path(model, 0.4) == [0.0, 0.4]  # linear in depth: the first block never drops
+    with torch.no_grad():
+        assert torch.allclose(model(pixel_values=x).logits, before, atol=1e-6)  # eval: the original forward
+        model.train()
+        runs = [model(pixel_values=x).logits for _ in range(4)]
+    assert any(not torch.allclose(runs[0], r) for r in runs[1:])
+    assert set(model.state_dict()) == set(load_classifier(str(tiny_backbone), list("abcdef"))[0].state_dict())
+    with pytest.raises(LutError):
+        add_drop_path(model, 1.0)
