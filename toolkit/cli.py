@@ -563,13 +563,18 @@ def pretrain(method, sources, backbone, output, image_size, local_size, local_vi
 @click.option("--efficiency-strategies", default="linear_probe,differential_lr,progressive", show_default=True,
               help="Strategies also run at the smaller label counts.")
 @data_options
+@click.option("--grid", multiple=True,
+              help="Repeatable recipe search, e.g. --grid mixup=0,0.2 --grid label_smoothing=0,0.1: every combination "
+                   "runs for every cell; tables 1-4 show each cell's winner on validation accuracy.")
 @click.option("-o", "--output", default="results", show_default=True, type=click.Path(path_type=Path))
 @dist_options("fp32")
-def compare(backbones, strategies, train_labels, efficiency_strategies, data, synthetic_images, bands, image_size,
-            epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob,
-            ema, patience, crop_scale, colour_jitter, cache_views, drop_path, output, devices, nodes, accelerator, device, precision):
+def compare(backbones, strategies, train_labels, efficiency_strategies, grid, data, synthetic_images, bands,
+            image_size, epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
+            cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views, drop_path, output, devices,
+            nodes, accelerator, device, precision):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from .compare import CompareConfig, parse_labels, parse_strategies, run_compare
+    from .recipe_grid import parse_grid
     from .radiometry import parse_bands
 
     cfg = CompareConfig(
@@ -578,7 +583,7 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, data, sy
         data=data, synthetic_images=synthetic_images, bands=parse_bands(bands), image_size=image_size,
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
                            cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views, drop_path),
-        dist=dist_config(devices, nodes, accelerator, device, precision), output=output)
+        dist=dist_config(devices, nodes, accelerator, device, precision), grid=parse_grid(grid), output=output)
     result = run_compare(cfg, say=click.echo)
     if result is not None:  # None on the other ranks of a torchrun/srun run
         click.echo(f"results: {result['output'] / 'results.md'}")

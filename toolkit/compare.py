@@ -15,6 +15,7 @@ from .errors import LutError
 from .ownership import COMPARE_FORMAT, check_not_input, is_compare_directory
 from .distributed import DistConfig, launch
 from .finetune import FinetuneConfig, run_finetune
+from .recipe_grid import Setting, apply, setting_key, settings
 from .strategies import STRATEGIES, StrategyConfig
 from .training import TrainConfig
 
@@ -34,6 +35,7 @@ class CompareConfig:
     image_size: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    grid: dict[str, list] = field(default_factory=dict)  # recipe search: option -> values (see recipe_grid)
     output: Path = Path("results")
 
 
@@ -42,11 +44,13 @@ class Cell:
     backbone: str
     strategy: str
     labels: int | None  # None: every training label
+    setting: Setting = ()  # a point of the recipe grid; () is the base recipe
 
     @property
     def key(self) -> str:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.backbone.strip("/"))
-        return f"{name}__{self.strategy}__{'all' if self.labels is None else self.labels}"
+        key = f"{name}__{self.strategy}__{'all' if self.labels is None else self.labels}"
+        return f"{key}__{setting_key(self.setting)}" if self.setting else key
 
 
 def parse_labels(text: str) -> list[int | None]:
@@ -85,7 +89,7 @@ def plan_cells(cfg: CompareConfig) -> list[Cell]:
         for labels in cfg.train_labels:
             for strategy in cfg.strategies:
                 if labels is None or strategy in cfg.efficiency_strategies:
-                    cells.append(Cell(backbone, strategy, labels))
+                    cells += [Cell(backbone, strategy, labels, setting) for setting in settings(cfg.grid)]
     return cells
 
 
@@ -130,13 +134,13 @@ def guard_warnings(cfg: CompareConfig) -> list[str]:
 
 
 def run_cell(cfg: CompareConfig, cell: Cell, fabric=None) -> dict:
+    train, strategy = apply(cell.setting, cfg.train, StrategyConfig(cell.strategy))
     outcome = run_finetune(FinetuneConfig(
         data=cfg.data, synthetic_images=cfg.synthetic_images, bands=cfg.bands, image_size=cfg.image_size,
-        backbone=cell.backbone, strategy=StrategyConfig(cell.strategy), train=cfg.train, dist=cfg.dist,
-        train_labels=cell.labels,
+        backbone=cell.backbone, strategy=strategy, train=train, dist=cfg.dist, train_labels=cell.labels,
     ), fabric)
     metrics = {k: v for k, v in outcome.metrics.items()}
-    metrics.update(backbone=cell.backbone, labels=cell.labels, key=cell.key)
+    metrics.update(backbone=cell.backbone, labels=cell.labels, key=cell.key, setting=setting_key(cell.setting))
     return metrics
 
 

@@ -105,8 +105,12 @@ def plot_efficiency(cells: list[dict], backbones: list[str], strategies: list[st
     plt.close(fig)
 
 
-def write_results(out: Path, cfg, cells: list[dict]) -> None:
+def write_results(out: Path, cfg, every_cell: list[dict]) -> None:
+    """With a recipe grid, tables 1-4 show each group's validation winner; section 6 lists every setting."""
     from .compare import DOMAIN_STRATEGIES
+    from .recipe_grid import search_table, winners
+
+    cells = winners(every_cell) if cfg.grid else every_cell
 
     labels = cfg.train_labels
     eff = [s for s in cfg.efficiency_strategies if s in cfg.strategies]
@@ -126,15 +130,19 @@ def write_results(out: Path, cfg, cells: list[dict]) -> None:
         md += ["![data efficiency](data_efficiency.png)", ""]
     md += ["## 4. Domain-specific pretraining (all training labels)", ""]
     md += domain_table(cells, cfg.backbones, [s for s in DOMAIN_STRATEGIES if s in cfg.strategies])
-    md += curve_section(out, cells)
+    if cfg.grid:
+        md += search_table(every_cell)
+    md += curve_section(out, every_cell)
     write_text_atomic(out / "results.md", "\n".join(md))
-    write_text_atomic(out / "results.json", json.dumps(cells, indent=2))
+    chosen = {c["key"] for c in cells}
+    every_cell = [{**c, "winner": c["key"] in chosen} for c in every_cell]
+    write_text_atomic(out / "results.json", json.dumps(every_cell, indent=2))
     buf = io.StringIO()
-    fields = ["backbone", "strategy", "labels", "train_labels", "accuracy", "macro_f1", "trainable_params",
-              "total_params", "train_seconds", "best_epoch"]
+    fields = ["backbone", "strategy", "labels", "setting", "train_labels", "accuracy", "macro_f1", "best_val_accuracy",
+              "winner", "trainable_params", "total_params", "train_seconds", "best_epoch"]
     writer = csv.DictWriter(buf, fieldnames=fields + [f"f1_{c}" for c in cells[0]["per_class_f1"]] if cells else fields)
     writer.writeheader()
-    for c in cells:
+    for c in every_cell:
         row = {k: c.get(k) for k in fields}
         row["labels"] = _label(c["labels"])
         row.update({f"f1_{k}": v for k, v in c["per_class_f1"].items()})

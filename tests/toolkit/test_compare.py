@@ -75,3 +75,38 @@ def test_missing_backbone_directory_fails_before_any_work(tmp_path):
     result = CliRunner().invoke(lut, args_for(tmp_path, ["vit-tiny", tmp_path / "models" / "dino-absent"]))
     assert result.exit_code == 1 and result.output.startswith("error:") and len(result.output.splitlines()) == 1
     assert not (tmp_path / "results").exists()
+
+
+def test_recipe_grid_expands_applies_and_picks_winners_on_validation():
+    from lut.toolkit.errors import LutError
+    from lut.toolkit.recipe_grid import apply, parse_grid, settings, winners
+    from lut.toolkit.strategies import StrategyConfig
+    from lut.toolkit.training import TrainConfig
+
+    grid = parse_grid(["mixup=0,0.2", "label-smoothing=0,0.1", "head_lr=1e-3"])
+    combos = settings(grid)
+    assert len(combos) == 4 and combos[1] == (("mixup", 0.0), ("label_smoothing", 0.1), ("head_lr", 1e-3))
+    train, strategy = apply(combos[3] + (("crop_scale", 0.5),), TrainConfig(), StrategyConfig("progressive"))
+    assert train.mix.mixup == 0.2 and train.label_smoothing == 0.1 and train.augment.crop_scale == 0.5
+    assert strategy.head_lr == 1e-3 and strategy.name == "progressive"
+    assert settings({}) == [()]
+    for bad in (["mixup"], ["magic=1"], ["epochs=ten"]):
+        with pytest.raises(LutError):
+            parse_grid(bad)
+    cells = [{"backbone": "b", "strategy": "s", "labels": None, "best_val_accuracy": v, "accuracy": t, "key": k}
+             for k, v, t in (("a", 0.7, 0.9), ("b", 0.8, 0.6), ("c", 0.8, 0.99))]
+    assert [c["key"] for c in winners(cells)] == ["b"]  # validation decides, the first on ties; test never does
+
+
+def test_compare_grid_runs_every_setting_and_reports_the_validation_winner(tmp_path, tiny_backbone):
+    args = ["compare", "--backbones", str(tiny_backbone), "--strategies", "linear_probe", "--synthetic-images", "96",
+            "--epochs", "1", "--quiet", "--grid", "label_smoothing=0,0.2", "-o", str(tmp_path / "r")]
+    result = CliRunner().invoke(lut, args)
+    assert result.exit_code == 0, result.output
+    cells = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert sorted(c["setting"] for c in cells) == ["label_smoothing=0.0", "label_smoothing=0.2"]
+    assert sum(c["winner"] for c in cells) == 1
+    top = max(c["best_val_accuracy"] for c in cells)
+    assert next(c for c in cells if c["best_val_accuracy"] == top)["winner"]  # the first best on validation
+    md = (tmp_path / "r" / "results.md").read_text()
+    assert "## 6. Recipe search" in md and md.count("| yes |") == 1
