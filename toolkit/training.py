@@ -305,6 +305,7 @@ class Trainer:
         shard = shard_for(self.fabric, len(train))
         if cfg.cache_views < 1:
             raise LutError(f"--cache-views must be at least 1, got {cfg.cache_views}")
+        self.model.eval()  # the frozen prefix as it will run: no dropout, no dropped paths
         train_cache = FeatureCache(self.staged, cut, train, cfg, self.device, "caching train features", shard,
                                    self.local_batch, views=cfg.cache_views)
         self.val_cache = FeatureCache(self.staged, cut, val, cfg, self.device, "caching val features",
