@@ -49,7 +49,8 @@ def main() -> None:
         for _ in range(2):
             for precision in seconds:
                 cfg = PretrainConfig(sources=[str(folder)], backbone=args.spec, image_size=args.size, epochs=1,
-                                     batch_size=args.batch_size, split_guard=False, dist=DistConfig(precision=precision),
+                                     batch_size=args.batch_size, split_guard=False,
+                                     dist=DistConfig(precision=precision),
                                      output=Path(tmp) / f"out-{precision}", overwrite=True, progress=False)
                 with contextlib.redirect_stdout(io.StringIO()):  # pretrain's per-epoch JSON lines
                     seconds[precision].append(pretrain(cfg).seconds)

@@ -222,8 +222,8 @@ def dist_config(devices: int, nodes: int, accelerator: str, device: str | None, 
 @dist_options("fp32")
 def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epochs, batch_size, seed, workers,
              no_cache, quiet, class_weights, label_smoothing, mixup, cutmix, mix_prob, ema, patience, crop_scale,
-             colour_jitter, cache_views, drop_path, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay, gsd, reflectance_offset,
-             output, overwrite, devices, nodes, accelerator, device, precision):
+             colour_jitter, cache_views, drop_path, train_labels, head_lr, backbone_lr, unfreeze_every, layer_decay,
+             gsd, reflectance_offset, output, overwrite, devices, nodes, accelerator, device, precision):
     """Fine-tune a ViT with one transfer strategy and write a model bundle."""
     from .finetune import FinetuneConfig, finetune as run, format_metrics
     from .radiometry import parse_bands
@@ -235,7 +235,8 @@ def finetune(strategy, backbone, data, synthetic_images, bands, image_size, epoc
         strategy=StrategyConfig(strategy, head_lr, backbone_lr, unfreeze_every, layer_decay),
         train=train_config(epochs, batch_size, seed, workers, no_cache, quiet, class_weights, label_smoothing, mixup,
                            cutmix, mix_prob, ema, patience, crop_scale, colour_jitter, cache_views, drop_path),
-        dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd, reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
+        dist=dist_config(devices, nodes, accelerator, device, precision), train_labels=train_labels, gsd=gsd,
+        reflectance_offset=reflectance_offset, output=output, overwrite=overwrite,
     )
     target, outcome = run(cfg)
     if outcome is not None:  # None on the other ranks of a torchrun/srun run

@@ -63,4 +63,5 @@ class DinoSchedule:
         if self.total_steps <= 1:
             return self.weight_decay_end
         progress = min(step, self.total_steps - 1) / (self.total_steps - 1)
-        return self.weight_decay_end + (self.weight_decay - self.weight_decay_end) * (math.cos(math.pi * progress) + 1) / 2
+        cosine = (math.cos(math.pi * progress) + 1) / 2
+        return self.weight_decay_end + (self.weight_decay - self.weight_decay_end) * cosine
