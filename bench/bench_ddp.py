@@ -26,6 +26,8 @@ from lut.toolkit.finetune import FinetuneConfig, run_finetune
 from lut.toolkit.strategies import StrategyConfig
 from lut.toolkit.training import TrainConfig
 
+from common import write_image_folder
+
 
 def _finetune_rank(fabric, cfg: FinetuneConfig) -> dict:
     metrics = run_finetune(cfg, fabric).metrics
@@ -55,20 +57,6 @@ def dino_rate(args, dist: DistConfig, folder: Path, tmp: Path) -> dict:
     return {"seconds": result.seconds, "images_per_s": images / result.seconds}
 
 
-def write_folder(root: Path, n: int, size: int) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    from lut.toolkit.synthetic import CLASSES, render
-
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        label = i % len(CLASSES)
-        (root / CLASSES[label]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(render(label, rng, size, size)).save(root / CLASSES[label] / f"{i}.png")
-    return root
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default="vit-tiny")
@@ -90,7 +78,7 @@ def main() -> None:
         rows.append({"what": f"finetune {strategy}", "one": one, "many": many})
     names = ("1 rank", f"{ranks} ranks")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_folder(Path(tmp) / "images", args.images // 2, args.size)
+        folder = write_image_folder(Path(tmp) / "images", args.images // 2, args.size)
         one = dino_rate(args, DistConfig(accelerator=accelerator, precision="fp32"), folder, Path(tmp))
         many = dino_rate(args, DistConfig(devices=ranks, accelerator=accelerator, precision="fp32"), folder,
                          Path(tmp))

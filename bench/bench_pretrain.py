@@ -14,22 +14,12 @@ import io
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from lut.toolkit.dino import PretrainConfig, pretrain
 from lut.toolkit.distributed import DistConfig, native_bfloat16
-from lut.toolkit.synthetic import CLASSES, render
 
-
-def write_folder(root: Path, images: int, size: int) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(images):
-        label = i % len(CLASSES)
-        (root / CLASSES[label]).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(render(label, rng, size, size)).save(root / CLASSES[label] / f"{i}.png")
-    return root
+from common import write_image_folder
 
 
 def main() -> None:
@@ -44,7 +34,7 @@ def main() -> None:
         print(f"this {device.type} has no native bfloat16; nothing to compare")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_folder(Path(tmp) / "images", args.images, args.size)
+        folder = write_image_folder(Path(tmp) / "images", args.images, args.size)
         seconds: dict[str, list[float]] = {"fp32": [], "bf16-mixed": []}
         for _ in range(2):
             for precision in seconds:

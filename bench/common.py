@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: a bundle for a random-init ViT and peak-RSS reading."""
+"""Helpers shared by the benchmarks: a bundle for a random-init ViT, a folder of synthetic images, peak RSS."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def write_random_bundle(path: Path, spec: str = "vit-base", image_size: int = 22
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def write_image_folder(root: Path, images: int, size: int) -> Path:
+    """`images` synthetic PNG patches in root/<class>/, the classes in turn (seeded): unlabelled pretraining data."""
+    import numpy as np
+    from PIL import Image
+
+    from lut.toolkit.synthetic import CLASSES, render
+
+    rng = np.random.default_rng(0)
+    for i in range(images):
+        label = i % len(CLASSES)
+        (root / CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(render(label, rng, size, size)).save(root / CLASSES[label] / f"{i}.png")
+    return root

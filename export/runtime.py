@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 from lut.toolkit.errors import LutError
+from lut.toolkit.machine import cpu_cores
 
 
 def gpu_usable() -> bool:
@@ -30,10 +30,7 @@ def gpu_usable() -> bool:
 
 def cpu_threads() -> int:
     """Physical cores are what ONNX Runtime's intra-op pool scales with."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return cpu_cores()
 
 
 def open_session(model: str | Path | bytes, device: str = "auto", threads: int | None = None):

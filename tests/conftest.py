@@ -39,6 +39,23 @@ def tiny_backbone(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
+def tiny(tiny_backbone):
+    """A tiny classifier (6 classes) with 36 augmented training and 12 validation synthetic patches."""
+    import numpy as np
+    import torch
+
+    from lut.toolkit.backbones import load_classifier
+    from lut.toolkit.datasets import PatchDataset, open_source
+
+    torch.manual_seed(0)
+    model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))
+    src = open_source("synthetic", 32, synthetic_images=48, seed=0)
+    train = PatchDataset(src, np.arange(0, 36), [0.5] * 3, [0.5] * 3, augment=True)
+    val = PatchDataset(src, np.arange(36, 48), [0.5] * 3, [0.5] * 3)
+    return model, train, val
+
+
+@pytest.fixture()
 def in_tmp(tmp_path, monkeypatch) -> Path:
     """Run in an empty directory so models/ and LATEST land there."""
     monkeypatch.chdir(tmp_path)

@@ -11,7 +11,6 @@ process's temporary files first, as every lut write does, and the driver sweeps 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from lut.toolkit.atomic import remove_stale_temps_for
 from lut.toolkit.errors import LutError
+from lut.toolkit.machine import cpu_cores
 
 from .classify import ClassifyConfig, MapOutputs, classify_scene
 from .deployed import load_deployed
@@ -103,7 +103,7 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     if options.address:
         ray.init(address=options.address, **kwargs)
     else:
-        ray.init(num_cpus=len(os.sched_getaffinity(0)), **kwargs)
+        ray.init(num_cpus=cpu_cores(), **kwargs)
     try:
         yield ray
     finally:

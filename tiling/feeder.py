@@ -10,7 +10,6 @@ whose pixels are all valid are not prepared at all: the model normalises them in
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lut.toolkit.machine import cpu_cores
 from lut.toolkit.radiometry import BandRule
 from lut.toolkit.resample import resize_chw
 
@@ -28,11 +28,7 @@ from .scene import ChunkReader
 def default_readers() -> int:
     """Half the cores, at most 4: the rest run ONNX Runtime and the writer (on 2 cores 1 beats 2, measured
     in bench/bench_many.py)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores // 2))
+    return max(1, min(4, cpu_cores() // 2))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .backbones import RANDOM_INIT_SIZES, check_image_size, default_processor, r
 from .bundle import Bundle
 from .dino_schedule import DinoSchedule
 from .dino_train import CHECKPOINT, DinoState, HeadSizes, build_state, save_checkpoint, train_epoch
-from .distributed import DistConfig, launch
+from .distributed import DistConfig, all_mean, launch
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 from .ownership import check_not_input, check_output_dir
 from .store import DEFAULT_STORE
@@ -267,9 +267,7 @@ def _run_epochs(cfg: PretrainConfig, state: DinoState, fabric, pool: Pool, trans
         schedule = schedule or cfg.schedule(max(len(items) // cfg.batch_size, 1))
         state.epoch = epoch
         losses = train_epoch(state, student, loader, schedule, fabric, cfg.grad_clip, cfg.progress and main)
-        loss = float(np.mean(losses)) if losses else float("nan")
-        if fabric.world_size > 1:
-            loss = float(fabric.all_reduce(torch.tensor(loss, device=fabric.device), reduce_op="mean"))
+        loss = all_mean(fabric, float(np.mean(losses)) if losses else float("nan"))
         record = {"epoch": epoch + 1, "loss": loss, "teacher_temp": schedule.teacher_temperature(epoch),
                   "images": len(items), "elapsed_s": seconds_before + time.perf_counter() - started}
         if monitor is not None:

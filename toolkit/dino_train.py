@@ -21,7 +21,7 @@ from .atomic import atomic_file
 from .distributed import broadcast_module
 from .dino_schedule import DinoSchedule
 from .errors import LutError
-from .training import check_finite_everywhere
+from .training import check_finite
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -105,11 +105,11 @@ def weight_decay_groups(student: nn.Module) -> list[dict]:
 
 
 def clip_per_parameter(params, max_norm: float) -> None:
-    """The paper's clip_gradients: each parameter tensor's gradient scaled to norm <= max_norm on its own."""
+    """The paper's clip_gradients: each parameter tensor's gradient scaled to norm <= max_norm on its own
+    (torch's clip_grad_norm_, one tensor at a time)."""
     for p in params:
         if p.grad is not None:
-            norm = p.grad.detach().norm(2)
-            p.grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+            nn.utils.clip_grad_norm_(p, max_norm)
 
 
 def build_state(backbone: nn.Module, head: HeadSizes, arch: dict, fabric) -> DinoState:
@@ -172,7 +172,7 @@ def train_step(state: DinoState, student: nn.Module, views: list[torch.Tensor], 
     student_out = student(views)
     loss = state.criterion([t.float() for t in teacher_out], [o.float() for o in student_out],
                            teacher_temp=schedule.teacher_temperature(epoch))
-    check_finite_everywhere(fabric, loss, epoch + 1)
+    check_finite(fabric, loss, epoch + 1)
     state.optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
     clip_per_parameter(state.student.parameters(), grad_clip)

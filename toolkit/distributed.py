@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
+from .machine import cpu_cores
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "fp32", "bf16-mixed")
@@ -111,7 +112,6 @@ _quiet_fabric()
 def make_fabric(dist: DistConfig):
     from lightning_fabric import Fabric
 
-    _quiet_fabric()
     accelerator = _accelerator(dist)
     if dist.world_size == 1:
         strategy = "auto"
@@ -161,7 +161,7 @@ def _guarded(job: _Box, fabric) -> _Box:
     # rank that kept its parent's count would enter the parent's OpenMP pool, which fork did not copy, and hang
     threads = os.environ.get("OMP_NUM_THREADS", "")
     torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0 else
-                          max(1, (os.cpu_count() or 1) // fabric.world_size))
+                          max(1, cpu_cores() // fabric.world_size))
     try:
         return _Box(fn(fabric, *args))
     except (LutError, KeyboardInterrupt) as exc:

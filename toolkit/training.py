@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .augment import AugmentConfig
 from .datasets import PatchDataset
-from .distributed import DistConfig, Shard, all_mean, all_sum, from_device, gather_rows, make_fabric, shard_for
+from .distributed import DistConfig, Shard, all_mean, all_sum, gather_rows, make_fabric, shard_for
 from .errors import LutError
 from .regularize import MixConfig, WeightEma, class_weights, mix_batch
 from .staged import StagedViT
@@ -76,27 +76,29 @@ class CosineSchedule:
         self.apply()
 
 
-def check_finite(loss: torch.Tensor, epoch: int) -> None:
-    """Stop at once when the loss is NaN/inf: nothing after it would be a model."""
-    if not torch.isfinite(loss).item():
-        raise LutError(f"the training loss became {loss.item()} in epoch {epoch}; nothing was written. Check the "
-                       "data for invalid pixels, or lower the learning rate")
-
-
-def check_finite_everywhere(fabric, loss: torch.Tensor, epoch: int) -> None:
-    """`check_finite` on every rank at once: a rank stopping alone would leave the others waiting inside a
-    collective."""
+def check_finite(fabric, loss: torch.Tensor, epoch: int) -> None:
+    """Stop at once when the loss is NaN/inf on any rank: nothing after it would be a model. Every rank
+    stops together; one stopping alone would leave the others waiting inside a collective."""
+    local = bool(torch.isfinite(loss.detach()).item())
+    finite = local
     if fabric.world_size > 1:
-        finite = fabric.all_reduce(torch.isfinite(loss.detach()).float(), reduce_op="min")
-        if finite.item() < 1:
-            check_finite(torch.tensor(float("nan")), epoch)
-    check_finite(loss, epoch)
+        finite = fabric.all_reduce(torch.tensor(float(local), device=fabric.device), reduce_op="min").item() == 1
+    if not finite:
+        value = "NaN/inf on another rank" if local else loss.item()
+        raise LutError(f"the training loss became {value} in epoch {epoch}; nothing was written. Check the "
+                       "data for invalid pixels, or lower the learning rate")
 
 
 def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(true, pred, average="macro", zero_division=0))
+
+
+def shard_loader(dataset: PatchDataset, shard: Shard, batch_size: int, workers: int):
+    """This rank's share of `dataset`, in order (padding included: `shard.valid` says which rows count)."""
+    return torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, shard.indices.tolist()),
+                                       batch_size=batch_size, shuffle=False, num_workers=workers)
 
 
 def count_params(modules: list[nn.Module]) -> int:
@@ -113,14 +115,11 @@ class FeatureCache:
     def __init__(self, staged: StagedViT, cut: int, dataset: PatchDataset, cfg: TrainConfig, device: torch.device,
                  desc: str, shard: Shard | None = None, batch_size: int | None = None, views: int = 1) -> None:
         self.shard = shard if shard is not None else Shard.of(len(dataset), 1, 0)
-        self.size = len(dataset)
-        subset = torch.utils.data.Subset(dataset, self.shard.indices.tolist())
+        loader = shard_loader(dataset, self.shard, batch_size or cfg.batch_size, cfg.num_workers)
         self.views: list[torch.Tensor] = []
         for view in range(views):
             if views > 1:
                 dataset.set_epoch(view)
-            loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.batch_size, shuffle=False,
-                                                 num_workers=cfg.num_workers)
             chunks, labels = [], []
             with torch.no_grad():
                 for x, y in tqdm(loader, desc=f"{desc} ({view + 1}/{views})" if views > 1 else desc, leave=False,
@@ -213,10 +212,6 @@ class TrainNet(nn.Module):
         return self.staged.suffix(x, cut) if cached else self.staged.forward(x, cut)
 
 
-def single_device_fabric(device: str = "auto"):
-    return make_fabric(DistConfig(accelerator=from_device(device)))
-
-
 class Trainer:
     """Trains `model` following `plan` on every rank of `fabric`; the optimizer gains param groups as
     stages unfreeze, and the module is re-wrapped for DDP whenever what trains changes."""
@@ -225,7 +220,7 @@ class Trainer:
                  on_epoch_end: Callable[[int, "Trainer"], None] | None = None) -> None:
         self.model = model
         self.plan = plan
-        self.fabric = fabric if fabric is not None else single_device_fabric()
+        self.fabric = fabric if fabric is not None else make_fabric(DistConfig())  # one device
         self.cfg = replace(cfg, progress=cfg.progress and self.fabric.global_rank == 0)  # one set of bars
         self.device = self.fabric.device
         self.on_epoch_end = on_epoch_end
@@ -381,7 +376,7 @@ class Trainer:
             if mixing:
                 x, y = mix_batch(x, y, self.num_classes, self.cfg.mix, rng)
             loss = self.loss_fn(self.wrapped(x, cut, cached), y)
-            check_finite_everywhere(self.fabric, loss, epoch + 1)
+            check_finite(self.fabric, loss, epoch + 1)
             self.optimizer.zero_grad(set_to_none=True)
             self.fabric.backward(loss)
             nn.utils.clip_grad_norm_(self._trainable(), self.cfg.grad_clip)
@@ -419,9 +414,7 @@ class Trainer:
             batches, at, shard = cache.batches(self.local_batch), cut, cache.shard
         else:
             shard = shard_for(self.fabric, len(train))
-            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(train, shard.indices.tolist()),
-                                                  batch_size=self.local_batch, shuffle=False,
-                                                  num_workers=self.cfg.num_workers)
+            batches = shard_loader(train, shard, self.local_batch, self.cfg.num_workers)
             at = 0  # pixels: the whole backbone runs once, without autograd
         was_training = self.model.training
         self.model.eval()
@@ -442,9 +435,7 @@ class Trainer:
             shard, batches, cut = cache.shard, cache.batches(self.local_batch), self.cache_cut
         else:
             shard, cut = shard_for(self.fabric, len(dataset)), 0
-            batches = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, shard.indices.tolist()),
-                                                  batch_size=self.local_batch, shuffle=False,
-                                                  num_workers=self.cfg.num_workers)
+            batches = shard_loader(dataset, shard, self.local_batch, self.cfg.num_workers)
         rows = []
         with self.fabric.autocast():
             for x, y in batches:

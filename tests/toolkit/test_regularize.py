@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from lut.toolkit.backbones import load_classifier
-from lut.toolkit.datasets import PatchDataset, open_source
 from lut.toolkit.errors import LutError
 from lut.toolkit.regularize import MixConfig, WeightEma, class_weights, mix_batch
 from lut.toolkit.strategies import StrategyConfig, make_plan
@@ -48,16 +47,6 @@ def test_weight_ema_averages_and_is_applied_only_inside_its_block():
     assert torch.equal(p.data, torch.full((2,), 4.0))
     with pytest.raises(LutError):
         WeightEma(1.0)
-
-
-@pytest.fixture()
-def tiny(tiny_backbone):
-    torch.manual_seed(0)
-    model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))
-    src = open_source("synthetic", 32, synthetic_images=48, seed=0)
-    train = PatchDataset(src, np.arange(0, 36), [0.5] * 3, [0.5] * 3, augment=True)
-    val = PatchDataset(src, np.arange(36, 48), [0.5] * 3, [0.5] * 3)
-    return model, train, val
 
 
 def test_ema_weights_are_the_validated_kept_and_exported_ones(tiny):

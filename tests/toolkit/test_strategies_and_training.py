@@ -31,16 +31,6 @@ def test_strategy_learning_rates():
         make_plan(StrategyConfig("magic"), 12, 1)
 
 
-@pytest.fixture()
-def tiny(tiny_backbone):
-    torch.manual_seed(0)
-    model, processor, _ = load_classifier(str(tiny_backbone), ["a", "b", "c", "d", "e", "f"])
-    src = open_source("synthetic", 32, synthetic_images=48, seed=0)
-    train = PatchDataset(src, np.arange(0, 36), [0.5] * 3, [0.5] * 3, augment=True)
-    val = PatchDataset(src, np.arange(36, 48), [0.5] * 3, [0.5] * 3)
-    return model, train, val
-
-
 def test_staged_forward_equals_the_model(tiny):
     model, _, val = tiny
     x = torch.stack([val[i][0] for i in range(4)])
