@@ -35,6 +35,7 @@ from .unlabelled import Item, Pool, SourceSpec, build_pool, epoch_items, load_it
 class PretrainConfig:
     sources: list[str] = field(default_factory=list)
     method: str = "dino"
+    recipe: str = "paper"  # the preset the values came from (dino_recipes); recorded in lut.json
     backbone: str = "vit-small"
     output: Path | None = None
     image_size: int = 224

@@ -199,3 +199,32 @@ def test_bfloat16_pretraining_writes_a_float32_backbone(tmp_path, tiny_backbone)
     assert info["precision"] == "bf16" and np.isfinite(info["history"][0]["loss"])
     model, _, _ = load_classifier(str(result.output), ["x", "y"])
     assert model.vit.encoder.layer[0].output.dense.weight.dtype == torch.float32
+
+
+def test_recipes_are_presets_that_explicit_options_override():
+    from lut.toolkit.dino_recipes import RECIPES, recipe_config
+
+    paper = recipe_config("paper", sources=["d"])
+    assert paper == PretrainConfig(sources=["d"])  # the paper recipe is the dataclass defaults
+    short = recipe_config("short", sources=["d"], epochs=3)
+    assert short.recipe == "short" and short.epochs == 3  # the user's option wins over the preset's 25
+    assert (short.backbone, short.image_size, short.lr, short.momentum, short.out_dim) == \
+        ("vit-tiny", 64, 2e-3, 0.99, 1024)
+    assert all(getattr(short, name) == value for name, value in RECIPES["short"].items() if name != "epochs")
+    with pytest.raises(LutError, match="unknown DINO recipe 'long'"):
+        recipe_config("long")
+
+
+def test_cli_recipe_short_keeps_the_options_given(tmp_path, tiny_backbone):
+    root = labelled_folder(tmp_path / "d")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(lut, [
+        "pretrain", "--recipe", "short", "--data", str(root), "--backbone", str(tiny_backbone),
+        "--image-size", "32", "--local-size", "16", "--local-views", "2", "--epochs", "1", "--batch-size", "8",
+        "--head-hidden", "32", "--bottleneck", "16", "--precision", "fp32", "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "lut.json").read_text())["pretrain"]["config"]
+    assert config["recipe"] == "short"
+    assert (config["image_size"], config["epochs"], config["batch_size"]) == (32, 1, 8)  # given
+    assert (config["lr"], config["warmup_epochs"], config["momentum"], config["out_dim"]) == (2e-3, 2, 0.99, 1024)
+    assert (config["colour_jitter"], config["grayscale"], config["teacher_temp_final"]) == (0.2, 0.0, 0.04)
