@@ -1,10 +1,11 @@
 """Named DINO recipes: presets of `PretrainConfig` values, which explicit options override.
 
-`paper` is the DINO paper's defaults (the dataclass as it stands). `short` is the recipe chosen on
-RSSCN7's validation split (k-NN and linear-probe accuracy, never test) for a budget of about 15
-minutes on two CPU cores: ViT-Tiny at 64 px, 25 epochs, a high LR with a short warm-up, a fast
-teacher (momentum 0.99, temperature 0.04 throughout) and a small head; BENCHMARKS.md ("Issue 14")
-has every cell it was chosen from, with commands.
+`paper` is the DINO paper's defaults (the dataclass as it stands). `short` is for a budget of about
+15 minutes on two CPU cores: ViT-Tiny at 64 px, 25 epochs, a high LR with a short warm-up, a fast
+teacher (momentum 0.99, temperature 0.04 throughout) and a small head, the schedule of an earlier
+short-run recipe; its colour-preserving augmentation won over the paper's on RSSCN7's validation
+split (k-NN and linear-probe accuracy, never test). BENCHMARKS.md ("Issue 14") has the cells, with
+commands.
 """
 
 from __future__ import annotations
