@@ -486,7 +486,8 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
 @click.option("--method", default="dino", show_default=True, type=click.Choice(["dino"]))
 @click.option("--recipe", default="paper", show_default=True, type=click.Choice(["paper", "short"]),
               help="A preset; options given explicitly override it. paper: the defaults shown. short (about 15 min "
-                   "on 2 CPU cores, augmentation chosen on RSSCN7 validation, see README): " + describe_recipe("short") + ".")
+                   "on 2 CPU cores, augmentation chosen on RSSCN7 validation, see README): "
+                   + describe_recipe("short") + ".")
 @click.option("--data", "sources", multiple=True, required=True,
               help="Repeatable: an image folder (labels ignored) or a GeoTIFF scene; PATH:3,2,1 picks its bands.")
 @click.option("--backbone", default="vit-small", show_default=True,
