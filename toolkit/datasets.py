@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from .augment import AugmentConfig, augment, dihedral  # noqa: F401 - dihedral is part of this module's API
+from .augment import AugmentConfig, augment
 from .bundle import ChipInfo
 from .errors import LutError
 from .imagefolder import ImageFolderSource

@@ -104,7 +104,6 @@ def run_finetune(cfg: FinetuneConfig, fabric=None) -> FinetuneOutcome:
     plan = make_plan(cfg.strategy, backbone.num_layers, cfg.train.epochs)
     mean, std = list(processor.image_mean), list(processor.image_std)
     seed = cfg.train.seed
-    cfg.train.augment.check()
     train_set = PatchDataset(source, splits.train, mean, std, augment=True, seed=seed, policy=cfg.train.augment)
     val_set = PatchDataset(source, splits.val, mean, std)
     test_set = PatchDataset(source, splits.test, mean, std)

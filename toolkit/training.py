@@ -18,6 +18,7 @@ from .augment import AugmentConfig
 from .datasets import PatchDataset
 from .distributed import DistConfig, Shard, all_mean, all_sum, gather_rows, make_fabric, shard_for
 from .errors import LutError
+from .evaluation import macro_f1
 from .regularize import MixConfig, WeightEma, class_weights, mix_batch
 from .staged import StagedViT
 from .strategies import Plan
@@ -42,6 +43,13 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # beyond the flips/rotations
     cache_views: int = 1  # cached strategies: augmented views cached per training image, one per epoch in turn
     drop_path: float = 0.0  # stochastic depth of the last block (linear in depth from 0 at the first)
+
+    def check(self) -> None:
+        """Every option that a click range cannot express, refused before anything trains."""
+        self.mix.check()
+        self.augment.check()
+        if self.cache_views < 1:
+            raise LutError(f"--cache-views must be at least 1, got {self.cache_views}")
 
 
 @dataclass
@@ -87,12 +95,6 @@ def check_finite(fabric, loss: torch.Tensor, epoch: int) -> None:
         value = "NaN/inf on another rank" if local else loss.item()
         raise LutError(f"the training loss became {value} in epoch {epoch}; nothing was written. Check the "
                        "data for invalid pixels, or lower the learning rate")
-
-
-def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(true, pred, average="macro", zero_division=0))
 
 
 def shard_loader(dataset: PatchDataset, shard: Shard, batch_size: int, workers: int):
@@ -220,6 +222,7 @@ class Trainer:
                  on_epoch_end: Callable[[int, "Trainer"], None] | None = None) -> None:
         self.model = model
         self.plan = plan
+        cfg.check()
         self.fabric = fabric if fabric is not None else make_fabric(DistConfig())  # one device
         self.cfg = replace(cfg, progress=cfg.progress and self.fabric.global_rank == 0)  # one set of bars
         self.device = self.fabric.device
@@ -245,7 +248,6 @@ class Trainer:
         self.cache_cut: int | None = None
         self.num_classes = model.classifier.out_features
         self.ema = WeightEma(cfg.ema) if cfg.ema else None
-        cfg.mix.check()
 
     @property
     def local_batch(self) -> int:
@@ -298,8 +300,6 @@ class Trainer:
         if cut is None:
             return None, None
         shard = shard_for(self.fabric, len(train))
-        if cfg.cache_views < 1:
-            raise LutError(f"--cache-views must be at least 1, got {cfg.cache_views}")
         self.model.eval()  # the frozen prefix as it will run: no dropout, no dropped paths
         train_cache = FeatureCache(self.staged, cut, train, cfg, self.device, "caching train features", shard,
                                    self.local_batch, views=cfg.cache_views)
@@ -349,7 +349,7 @@ class Trainer:
                 if val_acc > best_acc:
                     best_acc, best_epoch, best_state = val_acc, epoch + 1, self._snapshot()
             history.append({"epoch": epoch + 1, "train_loss": loss, "val_loss": val_loss, "val_accuracy": val_acc,
-                            "val_macro_f1": macro_f1(val_true, val_pred), **rates,
+                            "val_macro_f1": macro_f1(val_true, val_pred, self.num_classes), **rates,
                             "trainable_params": sum(p.numel() for p in self._trainable())})
             epochs.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
             if self.on_epoch_end is not None:

@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lut.toolkit.datasets import PatchDataset, dihedral, limit_train_labels, open_source, stratified_split
+from lut.toolkit.augment import dihedral
+from lut.toolkit.datasets import PatchDataset, limit_train_labels, open_source, stratified_split
 from lut.toolkit.errors import LutError
 from lut.toolkit.imagefolder import ImageFolderSource
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from lut.toolkit.augment import AugmentConfig
 from lut.toolkit.backbones import load_classifier
 from lut.toolkit.errors import LutError
 from lut.toolkit.regularize import MixConfig, WeightEma, class_weights, mix_batch
@@ -33,6 +34,18 @@ def test_mixup_and_cutmix_targets_match_what_was_mixed():
     assert soft[0, 0].item() == pytest.approx(kept) and soft[0, 3].item() == pytest.approx(1 - kept)
     with pytest.raises(LutError):
         MixConfig(mixup=-1).check()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(cache_views=0), "--cache-views"),
+    (dict(augment=AugmentConfig(crop_scale=0.01)), "--crop-scale"),
+    (dict(augment=AugmentConfig(colour=1.0)), "--colour-jitter"),
+    (dict(mix=MixConfig(mixup=0.5, prob=2.0)), "--mix-prob"),
+])
+def test_train_config_refuses_what_click_ranges_cannot_express(bad, message):
+    with pytest.raises(LutError, match=message):
+        TrainConfig(**bad).check()
+    TrainConfig().check()  # the defaults pass
 
 
 def test_weight_ema_averages_and_is_applied_only_inside_its_block():
