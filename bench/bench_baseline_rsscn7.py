@@ -18,8 +18,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lut.toolkit.datasets import stratified_split
-from lut.toolkit.imagefolder import read_photo, scan_folder
+from lut.toolkit.data.datasets import stratified_split
+from lut.toolkit.data.imagefolder import read_photo, scan_folder
 
 
 def histogram(path: Path, bins: int, channel_bins: int = 32) -> np.ndarray:
@@ -34,7 +34,8 @@ def histogram(path: Path, bins: int, channel_bins: int = 32) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rsscn7"))
+    parser.add_argument("--data",
+                        default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rsscn7"))
     parser.add_argument("--bins", type=int, default=8)
     parser.add_argument("--seeds", default="0", help="lut split seeds, comma-separated")
     args = parser.parse_args()

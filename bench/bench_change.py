@@ -33,7 +33,7 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
     from rasterio.transform import from_origin
 
     from lut.tiling.writer import ClassMapWriter, map_legend
-    from lut.toolkit.legend import sidecars, write_legend
+    from lut.toolkit.gis.legend import sidecars, write_legend
 
     rng = np.random.default_rng(0)
     parcels = rng.integers(0, len(CLASSES), (size // PARCEL + 1, size // PARCEL + 1))
@@ -57,14 +57,14 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
 # VmHWM, not ru_maxrss: after fork+exec Linux reports the parent's peak in ru_maxrss when it is larger
 PEAK = "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024; "
 
-CHANGE = ("import re, sys, time; from lut.toolkit.change import ChangeConfig, compute_change; "
+CHANGE = ("import re, sys, time; from lut.toolkit.gis.change import ChangeConfig, compute_change; "
           "conf = None if sys.argv[4] == '-' else float(sys.argv[4]); "
           "preview = None if sys.argv[5] == '-' else sys.argv[5]; "
           "t = time.perf_counter(); r = compute_change(ChangeConfig(sys.argv[1], sys.argv[2], sys.argv[3], conf, "
           "preview, overwrite=True)); s = time.perf_counter() - t; " + PEAK +
           "print(r.transitions.total, s, hwm)")
 
-VECTORIZE = ("import re, sys, time; from lut.toolkit.vectorize import VectorizeConfig, vectorize; "
+VECTORIZE = ("import re, sys, time; from lut.toolkit.gis.vectorize import VectorizeConfig, vectorize; "
              "r = vectorize(VectorizeConfig(sys.argv[1], sys.argv[2], min_pixels=int(sys.argv[3]), overwrite=True)); "
              + PEAK + "print(r.polygons, r.seconds, hwm)")
 

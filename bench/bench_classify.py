@@ -29,7 +29,7 @@ def write_big_scene(path: Path, size: int, seed: int = 0) -> None:
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from lut.toolkit.synthetic import render
+    from lut.toolkit.data.synthetic import render
 
     rng = np.random.default_rng(seed)
     tiles = [render(c % 6, rng, 512, 512).transpose(2, 0, 1) for c in range(6)]
@@ -74,9 +74,10 @@ def throughput_section(args, tmp: Path) -> None:
     raw = n / (time.perf_counter() - start)
     result = classify_scene(ClassifyConfig(scene=scene, output=tmp / "map.tif", model=bundle,
                                            precision=args.precision, batch_size=args.batch_size, progress=False,
-                                           overwrite=True), warn=lambda m: None)
+                                           overwrite=True))
     pipeline = result.patches / result.seconds
-    print(f"{args.spec} {model.precision} on {model.device}, {args.size} px scene, {n} patches, batch {args.batch_size}")
+    print(f"{args.spec} {model.precision} on {model.device}, {args.size} px scene, {n} patches, "
+          f"batch {args.batch_size}")
     print(f"  raw session.run on in-memory batches  {raw:8.2f} patches/s")
     print(f"  lut classify end to end              {pipeline:8.2f} patches/s")
     print(f"  pipeline / raw                        {pipeline / raw:8.3f} (goal >= 0.9)")
@@ -116,7 +117,7 @@ def memory_section(args, tmp: Path) -> None:
     # VmHWM, not ru_maxrss: after fork+exec Linux reports the parent's peak in ru_maxrss when it is larger
     code = ("import re, sys; from lut.tiling.classify import ClassifyConfig, classify_scene; "
             "r = classify_scene(ClassifyConfig(scene=sys.argv[1], output=sys.argv[2], model=sys.argv[3], "
-            "progress=False, overwrite=True), warn=lambda m: None); "
+            "progress=False, overwrite=True)); "
             "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
             "print(r.patches, r.seconds, hwm / 1024)")
     print("peak RSS of a fresh classify process (tiny 2-layer ViT, int8):")

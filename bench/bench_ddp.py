@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from lut.toolkit.dino import PretrainConfig, pretrain
-from lut.toolkit.distributed import DistConfig, launch, native_bfloat16
-from lut.toolkit.finetune import FinetuneConfig, run_finetune
-from lut.toolkit.strategies import StrategyConfig
-from lut.toolkit.training import TrainConfig
+from lut.toolkit.selfsup.dino import PretrainConfig, pretrain
+from lut.toolkit.train.distributed import DistConfig, launch, native_bfloat16
+from lut.toolkit.train.finetune import FinetuneConfig, run_finetune
+from lut.toolkit.train.strategies import StrategyConfig
+from lut.toolkit.train.config import TrainConfig
 
 from common import write_image_folder
 

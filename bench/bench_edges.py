@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lut.export.exporter import ExportConfig, export_model  # noqa: E402
 from lut.tiling.classify import ClassifyConfig, classify_scene  # noqa: E402
-from lut.toolkit.demo import write_demo_backbone  # noqa: E402
-from lut.toolkit.finetune import FinetuneConfig, finetune  # noqa: E402
-from lut.toolkit.strategies import StrategyConfig  # noqa: E402
-from lut.toolkit.synthetic import CLASSES, render  # noqa: E402
-from lut.toolkit.training import TrainConfig  # noqa: E402
+from lut.toolkit.cli.demo import write_demo_backbone  # noqa: E402
+from lut.toolkit.train.finetune import FinetuneConfig, finetune  # noqa: E402
+from lut.toolkit.train.strategies import StrategyConfig  # noqa: E402
+from lut.toolkit.data.synthetic import CLASSES, render  # noqa: E402
+from lut.toolkit.train.config import TrainConfig  # noqa: E402
 
 PATCH, STRIP, SEEDS = 32, 8, 4
 
@@ -80,7 +80,7 @@ def main() -> None:
                 path = write(work / f"{mode}_{cls}_{seed}.tif", scene)
                 out = work / f"{mode}_{cls}_{seed}_map.tif"
                 classify_scene(ClassifyConfig(scene=path, output=out, model=bundle, precision="fp32",
-                                              progress=False), warn=lambda m: None)
+                                              progress=False))
                 m = read_map(out)[:size, :size]
                 edge = np.zeros((size, size), bool)
                 edge[-STRIP:, :] = edge[:, -STRIP:] = True

@@ -26,8 +26,8 @@ from lut.export.exporter import ExportConfig, export_model  # noqa: E402
 from lut.export.parity import onnx_logits, throughput  # noqa: E402
 from lut.export.runtime import open_session  # noqa: E402
 from lut.export.variants import float_nodes  # noqa: E402
-from lut.toolkit.bundle import Bundle  # noqa: E402
-from lut.toolkit.datasets import PatchDataset, open_source, stratified_sample, stratified_split  # noqa: E402
+from lut.toolkit.core.bundle import Bundle  # noqa: E402
+from lut.toolkit.data.datasets import PatchDataset, open_source, stratified_sample, stratified_split  # noqa: E402
 
 
 def validation(bundle: Bundle, mean, std):

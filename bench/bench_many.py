@@ -86,7 +86,7 @@ def feeder_section(args, tmp: Path) -> None:
         for _ in range(args.repeats):  # old and new alternate, so both see the same machine
             best[old] = max(best[old], baseline_rate(tree, scene, bundle, tmp))
             for name, cfg in variants.items():
-                result = classify_scene(cfg, warn=lambda m: None, model=model)
+                result = classify_scene(cfg, model=model)
                 best[name] = max(best[name], result.patches / result.seconds)
     print(f"feeder ceiling, null model, random {args.size}² uint8 scene, 224 px windows, patches per second of "
           f"streaming (read, prepare, infer, write), best of {args.repeats}:")
@@ -129,7 +129,7 @@ def null_model(*args, **kwargs):
     return model
 c.load_deployed = null_model
 r = c.classify_scene(c.ClassifyConfig(scene=Path(sys.argv[2]), output=Path(sys.argv[3]), model=Path(sys.argv[4]),
-                                      precision="fp32", progress=False, overwrite=True), warn=lambda m: None)
+                                      precision="fp32", progress=False, overwrite=True))
 print(r.patches / r.seconds)
 """
 
@@ -143,7 +143,7 @@ def baseline_rate(tree: Path, scene: Path, bundle: Path, tmp: Path) -> float:
 def read_section(args, scene: Path) -> None:
     """Reading alone (GDAL strips and validity masks, nothing else): the bound every variant above shares."""
     from lut.tiling.grid import PatchGrid
-    from lut.tiling.scene import ChunkReader
+    from lut.toolkit.core.scene import ChunkReader
 
     grid = PatchGrid(args.size, args.size, 224, 224)
     print("reading strips alone (ChunkReader), best of", args.repeats)
@@ -179,7 +179,7 @@ def many_section(args, tmp: Path) -> None:
         out = tmp / f"out-{engine}"
         start = time.perf_counter()
         result = classify_many(ManyConfig(scenes=[str(scenes)], output=out, template=template, engine=engine,
-                                          ray=ray, progress="none"), say=lambda m: None)
+                                          ray=ray, progress="none"))
         wall = time.perf_counter() - start
         inside = sum(r["seconds"] for r in result.rows)
         print(f"  {name:<24} wall {wall:6.1f} s  scenes' own classify time {inside:6.1f} s  "

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from lut.toolkit.dino import PretrainConfig, pretrain
-from lut.toolkit.distributed import DistConfig, native_bfloat16
+from lut.toolkit.selfsup.dino import PretrainConfig, pretrain
+from lut.toolkit.train.distributed import DistConfig, native_bfloat16
 
 from common import write_image_folder
 

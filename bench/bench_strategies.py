@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from lut.toolkit.backbones import load_classifier
-from lut.toolkit.datasets import PatchDataset, open_source
-from lut.toolkit.staged import StagedViT
-from lut.toolkit.strategies import STRATEGIES, StrategyConfig, make_plan
-from lut.toolkit.training import CosineSchedule, TrainConfig, Trainer
+from lut.toolkit.vit.backbones import load_classifier
+from lut.toolkit.data.datasets import PatchDataset, open_source
+from lut.toolkit.vit.staged import StagedViT
+from lut.toolkit.train.strategies import STRATEGIES, StrategyConfig, make_plan
+from lut.toolkit.train.steps import CosineSchedule
+from lut.toolkit.train.config import TrainConfig
+from lut.toolkit.train.trainer import Trainer
 
 
 def plain_loop(model: nn.Module, plan, train: PatchDataset, epochs: int, batch_size: int) -> float:

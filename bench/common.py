@@ -8,10 +8,10 @@ from pathlib import Path
 
 def write_random_bundle(path: Path, spec: str = "vit-base", image_size: int = 224, classes: int = 6) -> Path:
     """A bundle with random weights: speed does not depend on what the weights are."""
-    from lut.toolkit.backbones import load_classifier
-    from lut.toolkit.bundle import Bundle, ChipInfo
-    from lut.toolkit.radiometry import rule_for_dtype
-    from lut.toolkit.synthetic import CLASSES
+    from lut.toolkit.vit.backbones import load_classifier
+    from lut.toolkit.core.bundle import Bundle, ChipInfo
+    from lut.toolkit.core.radiometry import rule_for_dtype
+    from lut.toolkit.data.synthetic import CLASSES
 
     names = list(CLASSES[:classes])
     model, processor, _ = load_classifier(spec, names, image_size)
@@ -33,7 +33,7 @@ def write_image_folder(root: Path, images: int, size: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from lut.toolkit.synthetic import CLASSES, render
+    from lut.toolkit.data.synthetic import CLASSES, render
 
     rng = np.random.default_rng(0)
     for i in range(images):

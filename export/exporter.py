@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lut.toolkit.atomic import atomic_directory
-from lut.toolkit.bundle import Bundle, Gate
-from lut.toolkit.datasets import class_counts, stratified_sample
-from lut.toolkit.errors import LutError
-from lut.toolkit.imagefolder import find_images, load_image_file, scan_folder
-from lut.toolkit.ownership import check_output_dir
-from lut.toolkit.store import DEFAULT_STORE, resolve_bundle
+from lut.toolkit.core.atomic import atomic_directory
+from lut.toolkit.core.bundle import Bundle, Gate
+from lut.toolkit.data.datasets import class_counts, stratified_sample
+from lut.toolkit.core.errors import InputError, LutError
+from lut.toolkit.data.imagefolder import find_images, load_image_file, scan_folder
+from lut.toolkit.core.ownership import check_output_dir
+from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
 from .onnx_export import check_weights_load, export_fp32
 from .parity import chip_bands, format_parity, measure_variants, parity_sample
@@ -39,6 +39,14 @@ class ExportConfig:
     overwrite: bool = False
     store: Path = DEFAULT_STORE
     min_seconds: float = 1.0
+
+    def check(self) -> None:
+        """Refuse sample sizes that cannot measure anything, before the bundle is read."""
+        for name in ("calibration_images", "samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"`{name}` must be at least 1, got {getattr(self, name)}")
+        if self.min_seconds < 0:
+            raise InputError(f"`min_seconds` must not be negative, got {self.min_seconds}")
 
 
 @dataclass
@@ -81,7 +89,19 @@ def gates_of(rows: dict) -> dict[str, Gate]:
 
 
 def export_model(cfg: ExportConfig) -> ExportResult:
-    """Write MODEL_DIR/onnx/ (deployable on its own) and its parity report."""
+    """Export a model bundle to ONNX: `model_dir/onnx/` (deployable on its own) and its parity report.
+
+    Args:
+        cfg: the bundle (default: the store's LATEST), the variants to add and the parity sample.
+
+    Returns:
+        The onnx/ folder, its parity report and a table of it.
+
+    Raises:
+        InputError: a bundle or option that cannot be exported (fp32 parity failing included).
+        OwnershipError: an onnx/ folder exists that lut may not replace.
+    """
+    cfg.check()
     bundle_dir = resolve_bundle(cfg.model_dir, cfg.store)
     bundle = Bundle.load(bundle_dir, ("model",))
     target = bundle_dir / ONNX_DIR
@@ -110,7 +130,7 @@ def export_model(cfg: ExportConfig) -> ExportResult:
                                 min_seconds=cfg.min_seconds)
         diff = rows["fp32"]["max_abs_logit_diff"]
         if diff > FP32_ATOL:
-            raise LutError(f"fp32 ONNX disagrees with PyTorch: max |logit diff| {diff:.2e} > {FP32_ATOL:g}; "
+            raise InputError(f"fp32 ONNX disagrees with PyTorch: max |logit diff| {diff:.2e} > {FP32_ATOL:g}; "
                            "nothing was written")
         gates = gates_of(rows)
         report = {"bundle": str(bundle_dir.resolve()),

@@ -8,7 +8,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import InputError
 
 MODEL_FILE = "model.onnx"
 
@@ -45,13 +45,13 @@ def check_weights_load(bundle: Path):
     from transformers import ViTForImageClassification
 
     if not (Path(bundle) / "model.safetensors").is_file():
-        raise LutError(f"{bundle} has no model.safetensors; lut reads only safetensors weights (never pickled "
+        raise InputError(f"{bundle} has no model.safetensors; lut reads only safetensors weights (never pickled "
                        "files): fine-tune it again with lut finetune")
     try:
         with quiet_libraries():
             return ViTForImageClassification.from_pretrained(bundle, use_safetensors=True).eval()
     except Exception as exc:  # noqa: BLE001 - safetensors, torch and HF raise a zoo of types
-        raise LutError(f"cannot load the model weights in {bundle}: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot load the model weights in {bundle}: {str(exc).splitlines()[0]}") from exc
 
 
 def export_fp32(bundle: Path, model, processor, out_dir: Path, opset: int | None = None) -> Path:
@@ -67,8 +67,8 @@ def export_fp32(bundle: Path, model, processor, out_dir: Path, opset: int | None
     except OSError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise LutError(f"ONNX export of {bundle} failed: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"ONNX export of {bundle} failed: {str(exc).splitlines()[0]}") from exc
     model = out_dir / MODEL_FILE
     if not model.is_file():
-        raise LutError(f"ONNX export of {bundle} produced no {MODEL_FILE}")
+        raise InputError(f"ONNX export of {bundle} produced no {MODEL_FILE}")
     return model

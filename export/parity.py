@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lut.toolkit.bundle import Bundle
-from lut.toolkit.datasets import PatchDataset, class_counts, open_source, stratified_sample, stratified_split
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.bundle import Bundle
+from lut.toolkit.data.datasets import PatchDataset, class_counts, open_source, stratified_sample, stratified_split
+from lut.toolkit.core.errors import InputError
 
 from .runtime import open_session
 
@@ -45,7 +45,7 @@ def parity_sample(bundle: Bundle, mean: list[float], std: list[float], data: str
         else:
             data, count = recorded.get("path", "synthetic"), 0
             if not Path(data).is_dir():
-                raise LutError(f"the bundle's data source {data} is not here; pass --data DIR")
+                raise InputError(f"the bundle's data source {data} is not here; pass `data` DIR")
     else:
         count = int(recorded.get("images", 600)) if data == "synthetic" else 0
     bands = chip_bands(bundle) if data != "synthetic" else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from lut.toolkit.errors import LutError
-from lut.toolkit.machine import cpu_cores
+from lut.toolkit.core.errors import InputError
+from lut.toolkit.core.machine import cpu_cores
 
 
 def gpu_usable() -> bool:
@@ -40,10 +40,10 @@ def open_session(model: str | Path | bytes, device: str = "auto", threads: int |
     ort.set_default_logger_severity(3)
     name = "an in-memory model" if isinstance(model, bytes) else str(model)
     if not isinstance(model, bytes) and not Path(model).is_file():
-        raise LutError(f"ONNX model {model} does not exist")
+        raise InputError(f"ONNX model {model} does not exist")
     want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers() and gpu_usable()
     if device == "cuda" and not want_cuda:
-        raise LutError("--device cuda was asked for but no CUDA GPU is usable by ONNX Runtime here")
+        raise InputError("`device` cuda was asked for but no CUDA GPU is usable by ONNX Runtime here")
     providers: list = ["CPUExecutionProvider"]
     if want_cuda:
         if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN libraries shipped with the torch wheels
@@ -61,7 +61,7 @@ def open_session(model: str | Path | bytes, device: str = "auto", threads: int |
         return ort.InferenceSession(model if isinstance(model, bytes) else name, sess_options=options,
                                     providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise LutError(f"cannot open {name} with ONNX Runtime: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot open {name} with ONNX Runtime: {str(exc).splitlines()[0]}") from exc
 
 
 def session_device(session) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import InputError
 
 from .onnx_export import MODEL_FILE, quiet_libraries
 
@@ -108,7 +108,7 @@ def convert_fp16(onnx_dir: Path) -> tuple[Path, dict]:
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise LutError(f"FP16 conversion failed: {str(exc).splitlines()[0]}") from None
+            raise InputError(f"FP16 conversion failed: {str(exc).splitlines()[0]}") from exc
         if produced.is_dir():
             produced = next(produced.glob("*.onnx"))
         target = _move_variant(produced, onnx_dir, FP16_FILE, "ort_config_fp16.json")

@@ -16,6 +16,17 @@ RSSCN7 = SHARED_DATA / "rsscn7"
 SCENES = SHARED_DATA / "scenes"
 
 
+def gpu_present() -> bool:
+    """Whether ONNX Runtime can use a CUDA GPU here (CI never has one; a lent GPU machine does)."""
+    from lut.export.runtime import gpu_usable
+
+    return gpu_usable()
+
+
+#: tests of what a machine without a usable GPU answers; on a GPU machine that answer is not given
+without_gpu = pytest.mark.skipif(gpu_present(), reason="asserts the refusal of a machine without a usable GPU")
+
+
 def tiny_vit_config(image_size: int = 32, patch_size: int = 8, layers: int = 2, hidden: int = 32, **extra):
     from transformers import ViTConfig
 
@@ -29,7 +40,7 @@ def tiny_backbone(tmp_path_factory) -> Path:
     import torch
     from transformers import ViTModel
 
-    from lut.toolkit.backbones import default_processor
+    from lut.toolkit.vit.backbones import default_processor
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny_backbone")
@@ -44,8 +55,8 @@ def tiny(tiny_backbone):
     import numpy as np
     import torch
 
-    from lut.toolkit.backbones import load_classifier
-    from lut.toolkit.datasets import PatchDataset, open_source
+    from lut.toolkit.vit.backbones import load_classifier
+    from lut.toolkit.data.datasets import PatchDataset, open_source
 
     torch.manual_seed(0)
     model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))
@@ -65,9 +76,9 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, tiny_backbone) -> Path:
     """A small bundle trained on synthetic data, shared by the export and tiling tests."""
-    from lut.toolkit.finetune import FinetuneConfig, finetune
-    from lut.toolkit.strategies import StrategyConfig
-    from lut.toolkit.training import TrainConfig
+    from lut.toolkit.train.finetune import FinetuneConfig, finetune
+    from lut.toolkit.train.strategies import StrategyConfig
+    from lut.toolkit.train.config import TrainConfig
 
     root = tmp_path_factory.mktemp("bundle")
     cfg = FinetuneConfig(
@@ -113,7 +124,7 @@ def synthetic_scene(h: int, w: int, class_index: int = 3, seed: int = 0):
     """(3, h, w) uint8 painted with one class's texture at the model's patch scale (32 px)."""
     import numpy as np
 
-    from lut.toolkit.synthetic import render
+    from lut.toolkit.data.synthetic import render
 
     rng = np.random.default_rng(seed)
     out = np.zeros((h, w, 3), np.uint8)
@@ -134,7 +145,7 @@ def write_lut_map(path: Path, classes, confidence=None, transform=None, crs="EPS
     from rasterio.transform import from_origin
 
     from lut.tiling.writer import ClassMapWriter, map_legend
-    from lut.toolkit.legend import sidecars, write_legend
+    from lut.toolkit.gis.legend import sidecars, write_legend
 
     names = names or CLASSES6
     profile = {"width": classes.shape[1], "height": classes.shape[0], "crs": CRS.from_user_input(crs) if crs else None,
@@ -142,7 +153,7 @@ def write_lut_map(path: Path, classes, confidence=None, transform=None, crs="EPS
     writer = ClassMapWriter(path, profile, names, confidence is not None)
     writer.write_rows(0, classes.astype(np.uint8), None if confidence is None else confidence.astype(np.uint8))
     writer.close()
-    from lut.toolkit.raster import pixel_area
+    from lut.toolkit.core.raster import pixel_area
 
     area = pixel_area(profile["transform"])
     write_legend(map_legend(names, writer.counts, area, confidence is not None), *sidecars(path))

@@ -7,11 +7,12 @@ checked before the first scene is read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lut.toolkit.change import ChangeConfig, ChangeOutputs, ChangeResult, check_outputs, compute_change
+
+from lut.toolkit.gis.change import ChangeConfig, ChangeOutputs, ChangeResult, check_outputs, compute_change
 
 from .classify import ClassifyConfig, ClassifyResult, MapOutputs, check_outputs as check_map_outputs, classify_scene
 from .deployed import load_deployed
@@ -23,14 +24,18 @@ class SceneChange:
     after: ClassifyResult
     change: ChangeResult
 
+log = logging.getLogger(__name__)
+
 
 def map_paths(output: Path) -> tuple[Path, Path]:
     stem = Path(output).with_suffix("")
     return Path(f"{stem}.before.tif"), Path(f"{stem}.after.tif")
 
 
-def change_scenes(cfg: ChangeConfig, template: ClassifyConfig, say: Callable[[str], None] = print) -> SceneChange:
-    """Classify `cfg.before` and `cfg.after` (scenes) with `template`'s model and options, then compare."""
+def change_scenes(cfg: ChangeConfig, template: ClassifyConfig) -> SceneChange:
+    """Classify `cfg.before` and `cfg.after` (scenes) with `template`'s model and options, then compare.
+
+    Each step is logged at INFO on the `lut.tiling.change_scenes` logger."""
     maps = map_paths(cfg.output)
     runs = [replace(template, scene=Path(scene), output=target, confidence=True, preview=None, vector=None,
                     overwrite=cfg.overwrite)
@@ -44,6 +49,6 @@ def change_scenes(cfg: ChangeConfig, template: ClassifyConfig, say: Callable[[st
     model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)  # once, for both scenes
     results = []
     for role, run in zip(("before", "after"), runs):
-        say(f"classify {role}: {run.scene} -> {run.output}")
+        log.info(f"classify {role}: {run.scene} -> {run.output}")
         results.append(classify_scene(run, model=model))
-    return SceneChange(results[0], results[1], compute_change(compare, warn=say))
+    return SceneChange(results[0], results[1], compute_change(compare))

@@ -9,29 +9,27 @@ flat whatever the scene's size.
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from lut.toolkit.atomic import atomic_files
-from lut.toolkit.errors import LutError
-from lut.toolkit.legend import class_colours, is_lut_legend, sidecars, write_legend
-from lut.toolkit.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
-from lut.toolkit.radiometry import BandRule
-from lut.toolkit.raster import check_gsd, gdal_env, is_metric, pixel_area, raster_gsd
-from lut.toolkit.store import DEFAULT_STORE
-from lut.toolkit.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
+from lut.toolkit.core.atomic import atomic_files
+from lut.toolkit.core.errors import InputError, recorded_warnings, warn
+from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
+from lut.toolkit.core.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
+from lut.toolkit.core.radiometry import BandRule
+from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area, raster_gsd
+from lut.toolkit.core.store import DEFAULT_STORE
+from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
 from .deployed import DeployedModel, load_deployed
 from .feeder import BatchProducer, Preparer, default_readers
 from .footprint import Footprint, plan_footprint
 from .grid import PatchGrid
-from .scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
+from lut.toolkit.core.scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
 from .summary import area_summary, format_summary, write_preview
 from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, map_legend, to_cog
 
@@ -73,10 +71,10 @@ class ClassifyConfig:
 
     def check(self) -> None:
         if not 0.0 <= self.min_valid <= 1.0:
-            raise LutError(f"--min-valid must be a fraction between 0 and 1, got {self.min_valid}")
+            raise InputError(f"`min_valid` must be a fraction between 0 and 1, got {self.min_valid}")
         check_gsd(self.gsd)
         if self.vector_min_area is not None and self.vector is None:
-            raise LutError("--vector-min-area applies to --vector polygons: add --vector FILE.gpkg")
+            raise InputError("`vector_min_area` applies to `vector` polygons: add `vector` FILE.gpkg")
         if self.vector is not None:
             self.vector_config().check()
 
@@ -148,18 +146,26 @@ class CellAccumulator:
         return cls_px, conf_px, counts.astype(np.int64)
 
 
-def _say(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+def classify_scene(cfg: ClassifyConfig, model: DeployedModel | None = None) -> ClassifyResult:
+    """Classify one scene into a georeferenced land-use map with its summary and legend sidecars.
 
+    Nothing appears at `cfg.output` unless the whole map is written. What the user should know about the
+    map (bands read, scaling, resolution) is issued as `LutWarning`s and recorded in the summary.
 
-def classify_scene(cfg: ClassifyConfig, warn: Callable[[str], None] = _say,
-                   model: DeployedModel | None = None) -> ClassifyResult:
-    """Classify `cfg.scene` into `cfg.output`; nothing appears at `cfg.output` unless the whole map is written.
+    Args:
+        cfg: the scene, the output and every option of the run.
+        model: an already-loaded model (`load_deployed`), so many scenes share one session; by default the
+            model `cfg.model` names is loaded.
 
-    `model`: an already-loaded model (`load_deployed`), so many scenes share one session; by default
-    the model `cfg` names is loaded."""
+    Returns:
+        The map's paths, its area summary and the run's figures.
+
+    Raises:
+        InputError: a scene, model or option that cannot be used as given.
+        OwnershipError: an output exists that lut may not replace.
+    """
     with gdal_env():
-        return _classify(cfg, warn, model)
+        return _classify(cfg, model)
 
 
 @dataclass
@@ -173,21 +179,21 @@ class ScenePlan:
     profile: dict
 
 
-def plan_scene(cfg: ClassifyConfig, model: DeployedModel, note: Callable[[str], None]) -> ScenePlan:
+def plan_scene(cfg: ClassifyConfig, model: DeployedModel) -> ScenePlan:
     with open_raster(cfg.scene) as src:
-        bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None, note)
+        bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None)
         check_nodata(src, cfg.nodata, bands)
-        rule = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, note)
+        rule = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset)
         gsd = cfg.gsd or raster_gsd(src)
-        footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, note, str(cfg.scene))
+        footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, str(cfg.scene))
         profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
         if src.crs is None:
-            note(f"{cfg.scene} has no CRS; the map is written without one")
+            warn(f"{cfg.scene} has no CRS; the map is written without one")
     window = footprint.window_px
     grid = PatchGrid(profile["height"], profile["width"], window, cfg.stride or window)
     factor = (window / grid.stride) ** 2
     if factor >= 16:
-        note(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
+        warn(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
              f"default stride {window}")
     return ScenePlan(bands, rule, footprint, grid, profile)
 
@@ -227,7 +233,7 @@ def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs) -> None:
     for name, path in outputs.named().items():
         check_output_file(path, cfg.overwrite, _OWNED[name], inputs, name)
         if path.resolve() in seen:
-            raise LutError(f"--{name} {path} would overwrite the {seen[path.resolve()]}")
+            raise InputError(f"`{name}` {path} would overwrite the {seen[path.resolve()]}")
         seen[path.resolve()] = name
 
 
@@ -235,19 +241,14 @@ def summary_path_of(output: Path) -> Path:
     return Path(output).with_suffix(".summary.json")
 
 
-def _classify(cfg: ClassifyConfig, warn: Callable[[str], None], model: DeployedModel | None) -> ClassifyResult:
+def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResult:
     cfg.check()
     outputs = MapOutputs.of(cfg)
     check_outputs(cfg, outputs)
-    notes: list[str] = []
-
-    def note(message: str) -> None:
-        notes.append(message)
-        warn(message)
-
-    if model is None:
-        model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
-    plan = plan_scene(cfg, model, note)
+    with recorded_warnings() as notes:
+        if model is None:
+            model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+        plan = plan_scene(cfg, model)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
         sieve_size(cfg.vector_config(), pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]),
                    str(cfg.scene))
@@ -256,7 +257,8 @@ def _classify(cfg: ClassifyConfig, warn: Callable[[str], None], model: DeployedM
         temps = dict(zip(named, temp_list))
         run = _run(cfg, model, plan, temps["map"])
         if run.patches == 0:
-            note(f"{cfg.scene} holds no valid pixels; the map is all nodata")
+            notes.append(f"{cfg.scene} holds no valid pixels; the map is all nodata")
+            warn(notes[-1])
         summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
                                run.nodata_pixels)
         summary.update(format=SUMMARY_FORMAT, scene=str(Path(cfg.scene).resolve()), map=str(outputs.map.resolve()),

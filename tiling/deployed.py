@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lut.export.runtime import gpu_usable, open_session, session_device
-from lut.toolkit.bundle import Bundle, ChipInfo
-from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import BandRule
-from lut.toolkit.store import DEFAULT_STORE, resolve_bundle
+from lut.toolkit.core.bundle import Bundle, ChipInfo
+from lut.toolkit.core.errors import InputError
+from lut.toolkit.core.radiometry import BandRule
+from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
 PRECISIONS = ("auto", "fp32", "int8", "fp16")
 
@@ -70,7 +70,7 @@ def onnx_dir_of(model: str | Path | None, store: Path = DEFAULT_STORE) -> Path:
     Bundle.load(bundle, ("model", "onnx"))  # a backbone is refused here, with the advice to fine-tune it
     onnx_dir = bundle / "onnx"
     if not (onnx_dir / "model.onnx").is_file():
-        raise LutError(f"{bundle} has no ONNX export; run lut export {bundle} first")
+        raise InputError(f"{bundle} has no ONNX export; run lut export {bundle} first")
     return onnx_dir
 
 
@@ -86,7 +86,7 @@ def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tupl
     """The variant to run and why. `--precision auto` never picks a variant whose export gate failed."""
     files = bundle.onnx or {"fp32": "model.onnx"}
     if precision not in PRECISIONS:
-        raise LutError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         wanted = "fp16" if gpu else "int8"
         if wanted not in files:
@@ -99,8 +99,8 @@ def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tupl
         passed, note = _gate_note(bundle, precision) if precision != "fp32" else (True, "asked for")
         why = note if passed else f"asked for, although {note}"
     if precision not in files:
-        raise LutError(f"{onnx_dir} has no {precision} model (it has {', '.join(sorted(files))}); "
-                       f"export it with lut export --quantize / --fp16")
+        raise InputError(f"{onnx_dir} has no {precision} model (it has {', '.join(sorted(files))}); "
+                       f"export it with lut export `quantize` / `fp16`")
     return precision, onnx_dir / files[precision], why
 
 
@@ -111,21 +111,21 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
     try:
         pre = json.loads((onnx_dir / "preprocessor_config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise LutError(f"{onnx_dir} is not a complete lut export: {exc}") from None
+        raise InputError(f"{onnx_dir} is not a complete lut export: {exc}") from exc
     if precision == "int8" and device == "cuda":
-        raise LutError("INT8 models run on the CPU only; on CUDA use --precision fp16 (or fp32), or drop "
-                       "--device cuda")
+        raise InputError("INT8 models run on the CPU only; on CUDA use `precision` fp16 (or fp32), or drop "
+                       "`device` cuda")
     gpu = device != "cpu" and gpu_usable()
     if device == "cuda" and not gpu:
-        raise LutError("--device cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
-                       "use --device cpu or auto")
+        raise InputError("`device` cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
+                       "use `device` cpu or auto")
     precision, path, why = pick_file(onnx_dir, bundle, precision, gpu)
     open_device = "cpu" if precision == "int8" else device
     session = open_session(path, open_device, threads)
     classes = list(bundle.classes)
     outputs = session.get_outputs()[0].shape[-1]
     if isinstance(outputs, int) and outputs != len(classes):
-        raise LutError(f"{path.name} predicts {outputs} classes but its lut.json names {len(classes)}; "
+        raise InputError(f"{path.name} predicts {outputs} classes but its lut.json names {len(classes)}; "
                        "re-export the bundle")
     return DeployedModel(
         path=path, precision=precision, classes=classes, image_size=int(bundle.image_size),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lut.toolkit.atomic import remove_stale_temps_for
-from lut.toolkit.errors import LutError
-from lut.toolkit.machine import cpu_cores
+from lut.toolkit.core.atomic import remove_stale_temps_for
+from lut.toolkit.core.errors import InputError, LutWarning
+from lut.toolkit.core.machine import cpu_cores
 
 from .classify import ClassifyConfig, MapOutputs, classify_scene
 from .deployed import load_deployed
@@ -50,7 +51,9 @@ class SceneWorker:
         start = time.perf_counter()
         Path(job.target).parent.mkdir(parents=True, exist_ok=True)
         try:
-            result = classify_scene(cfg, warn=lambda m: None, model=self.model)
+            with warnings.catch_warnings():  # a scene's notes are in its summary, not on the run's console
+                warnings.simplefilter("ignore", LutWarning)
+                result = classify_scene(cfg, model=self.model)
         except Exception as exc:  # noqa: BLE001 - a scene's failure is recorded; the other scenes go on
             message = " ".join((str(exc) or type(exc).__name__).split())
             return make_row(job.scene, job.target, "failed", self.spec.config_hash, attempt,
@@ -85,9 +88,9 @@ class RayOptions:
 def require_ray():
     try:
         import ray
-    except ImportError:
-        raise LutError("--engine ray needs Ray, which is not installed: pip install 'lut[ray]' "
-                       "(or use --engine local, the default)") from None
+    except ImportError as exc:
+        raise InputError("`engine` ray needs Ray, which is not installed: pip install 'lut[ray]' "
+                       "(or use `engine` local, the default)") from exc
     return ray
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lut.toolkit.machine import cpu_cores
-from lut.toolkit.radiometry import BandRule
-from lut.toolkit.resample import resize_chw
+from lut.toolkit.core.machine import cpu_cores
+from lut.toolkit.core.radiometry import BandRule
+from lut.toolkit.core.resample import resize_chw
 
 from .grid import PatchGrid
-from .scene import ChunkReader
+from lut.toolkit.core.scene import ChunkReader
 
 
 def default_readers() -> int:

@@ -8,11 +8,10 @@ metres: `size_px * gsd_m / scene_gsd` scene pixels, resized to the model's input
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from lut.toolkit.bundle import ChipInfo
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.bundle import ChipInfo
+from lut.toolkit.core.errors import InputError, warn
 
 #: relative size difference under which a window is not resampled (resampling by < 10% changes little)
 GSD_TOLERANCE = 0.10
@@ -38,7 +37,7 @@ class Footprint:
 
 
 def plan_footprint(model_px: int, chip: ChipInfo | None, gsd: float | None, resample: bool,
-                   warn: Callable[[str], None], scene: str = "the scene") -> Footprint:
+                   scene: str = "the scene") -> Footprint:
     """How many scene pixels a window spans. `gsd`: the scene's (from its CRS, or --gsd)."""
     chip_gsd = chip.gsd_m if chip else None
     if not resample:
@@ -57,10 +56,10 @@ def plan_footprint(model_px: int, chip: ChipInfo | None, gsd: float | None, resa
         window = max(2, int(round(chip.size_px * chip_gsd / gsd)))
         reason = f"{chip.size_px} px x {chip_gsd:g} m chips on {gsd:g} m pixels"
         if model_px / window > MAX_UPSAMPLE:
-            raise LutError(f"{scene} has {gsd:g} m pixels, much coarser than the training chips' {chip_gsd:g} m: "
+            raise InputError(f"{scene} has {gsd:g} m pixels, much coarser than the training chips' {chip_gsd:g} m: "
                            f"a window covering their ground would be {window} px, enlarged "
                            f"{model_px / window:.0f}x. Classify imagery nearer {chip_gsd:g} m, or pass "
-                           "--no-resample to apply the model to windows of its own input size anyway")
+                           "`resample=False` to apply the model to windows of its own input size anyway")
     if abs(window / model_px - 1.0) <= GSD_TOLERANCE:
         return Footprint(model_px, model_px, gsd, chip_gsd, reason + f" (within {GSD_TOLERANCE:.0%}: not resampled)")
     return Footprint(window, model_px, gsd, chip_gsd, reason)

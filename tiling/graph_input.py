@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lut.toolkit.radiometry import BandRule
+from lut.toolkit.core.radiometry import BandRule
 
 U8_INPUT = "pixels_uint8"
 FLOAT_INPUT = "pixels_float"

@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import InputError
 
 #: a scene side shorter than this fraction of the window is refused instead of reflect-padded: below
 #: a quarter, most of the window would be mirrored copies and the class would be a guess.
@@ -48,10 +48,10 @@ class PatchGrid:
 
     def __post_init__(self) -> None:
         if self.stride < 1 or self.stride > self.patch:
-            raise LutError(f"--stride {self.stride} must be between 1 and the window size {self.patch}")
+            raise InputError(f"`stride` {self.stride} must be between 1 and the window size {self.patch}")
         least = max(2, int(np.ceil(self.patch * MIN_SIDE_FRACTION)))
         if min(self.height, self.width) < least:
-            raise LutError(f"the scene is {self.width} x {self.height} px, too small for {self.patch} px windows: "
+            raise InputError(f"the scene is {self.width} x {self.height} px, too small for {self.patch} px windows: "
                            f"each side needs at least {least} px (smaller scenes would be mostly reflect padding)")
 
     @cached_property

@@ -9,16 +9,17 @@ and summary.json with per-class km² over all scenes.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args
 
-from lut.toolkit.atomic import check_writable_dir
-from lut.toolkit.bundle import Bundle
-from lut.toolkit.errors import EXIT_PARTIAL, LutError
-from lut.toolkit.ownership import check_not_input
+from lut.toolkit.core.atomic import check_writable_dir
+from lut.toolkit.core.bundle import Bundle
+from lut.toolkit.core.errors import EXIT_PARTIAL, InputError
+from lut.toolkit.core.ownership import check_not_input
 
 from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
@@ -27,7 +28,11 @@ from .mosaic import write_run_outputs
 from .run_records import RunRecords, RunSpec, is_run_directory, sha256_file
 from .scene_list import common_root, expand_scenes, map_path, shard_of
 
-ENGINES = ("local", "ray")
+Engine = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+ProgressMode = Literal["lines", "json", "none"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,13 +40,24 @@ class ManyConfig:
     scenes: list[str]
     output: Path
     template: ClassifyConfig  # model and every per-scene option; scene and output are set per scene
-    engine: str = "local"
+    engine: Engine = "local"
     ray: RayOptions = field(default_factory=RayOptions)
     shard: tuple[int, int] | None = None
     max_failures: int | None = None
-    progress: str = "lines"  # lines | json | none
+    progress: ProgressMode = "lines"
     overwrite: bool = False
     worker_cls: type = SceneWorker  # tests swap in a worker that dies
+
+    def check(self) -> None:
+        """Refuse an unknown engine or progress mode, a bad shard or failure limit, before anything is written."""
+        if self.engine not in ENGINES:
+            raise InputError(f"`engine` must be one of {', '.join(ENGINES)}")
+        if self.progress not in get_args(ProgressMode):
+            raise InputError(f"`progress` must be one of {', '.join(get_args(ProgressMode))}, got {self.progress!r}")
+        if self.max_failures is not None and self.max_failures < 1:
+            raise InputError(f"`max_failures` must be at least 1, got {self.max_failures}")
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise InputError(f"`shard` {self.shard}: I must be 0 <= I < N")
 
 
 @dataclass
@@ -83,9 +99,9 @@ def check_run_directory(cfg: ManyConfig, scenes: list[Path]) -> None:
     out = Path(cfg.output)
     check_not_input(out, [*scenes, *(s for s in cfg.scenes if Path(s).is_dir())], "output directory")
     if out.exists() and not out.is_dir():
-        raise LutError(f"-o {out} is a file; with several scenes -o names a directory")
+        raise InputError(f"-o {out} is a file; with several scenes -o names a directory")
     if out.is_dir() and any(out.iterdir()) and not is_run_directory(out):
-        raise LutError(f"{out} is not empty and holds no lut run (run.json); choose a new or empty directory")
+        raise InputError(f"{out} is not empty and holds no lut run (run.json); choose a new or empty directory")
     check_writable_dir(out, create=True)
 
 
@@ -102,8 +118,8 @@ def plan_jobs(cfg: ManyConfig) -> tuple[list[Job], list[Job]]:
 class Progress:
     """One line per finished scene; patches/s and ETA on a terminal; JSON rows for machines."""
 
-    def __init__(self, mode: str, total: int, say: Callable[[str], None], root: Path) -> None:
-        self.mode, self.total, self.say, self.root = mode, total, say, root
+    def __init__(self, mode: str, total: int, root: Path) -> None:
+        self.mode, self.total, self.root = mode, total, root
         self.done = self.patches = 0
         self.start = time.perf_counter()
 
@@ -111,7 +127,7 @@ class Progress:
         self.done += 1
         self.patches += row["patches"]
         if self.mode == "json":
-            self.say(json.dumps(row))
+            log.info(json.dumps(row))
         elif self.mode == "lines":
             name = Path(row["scene"]).relative_to(self.root)
             line = (f"[{self.done}/{self.total}] {row['status']} {name} {row['patches']} patches "
@@ -120,12 +136,25 @@ class Progress:
                 elapsed = time.perf_counter() - self.start
                 eta = elapsed / self.done * (self.total - self.done)
                 line += f"  ({self.patches / max(elapsed, 1e-9):.0f} patches/s, ETA {eta / 60:.1f} min)"
-            self.say(line)
+            log.info(line)
 
 
-def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyResult:
-    if cfg.engine not in ENGINES:
-        raise LutError(f"--engine must be one of {', '.join(ENGINES)}")
+def classify_many(cfg: ManyConfig) -> ManyResult:
+    """Classify many scenes into one resumable run folder: a map per scene, records, mosaics and a summary.
+
+    Progress (a line or a JSON row per scene) is logged at INFO on the `lut.tiling.many` logger.
+
+    Args:
+        cfg: the scenes, the output folder, the per-scene template and the engine.
+
+    Returns:
+        Counts of ok, failed and skipped scenes, the run summary and the exit code (0, or 4 when some failed).
+
+    Raises:
+        InputError: scenes or options that cannot be used; nothing is written.
+        OwnershipError: an output folder made with another configuration, without `overwrite=True`.
+    """
+    cfg.check()
     if cfg.engine == "ray":
         require_ray()  # before anything is written
     every, mine = plan_jobs(cfg)
@@ -142,9 +171,9 @@ def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyRe
             skipped += 1
         else:
             todo.append(job)
-    progress = Progress(cfg.progress, len(todo), say, common_root([j.scene for j in every]))
+    progress = Progress(cfg.progress, len(todo), common_root([j.scene for j in every]))
     if skipped and cfg.progress == "lines":
-        say(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")
+        log.info(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")
     rows: list[dict] = []
     aborted = False
 
@@ -160,7 +189,8 @@ def classify_many(cfg: ManyConfig, say: Callable[[str], None] = print) -> ManyRe
         progress(row)
     if stop() and len(rows) < len(todo):
         aborted = True
-        say(f"aborted after {cfg.max_failures} failed scenes (--max-failures); {len(todo) - len(rows)} not started")
+        log.info(f"aborted after {cfg.max_failures} failed scenes (--max-failures); "
+                 f"{len(todo) - len(rows)} not started")
     clean_temps(todo)
     final = records.last_rows()
     ok_maps = [j.target for j in every if final.get(str(j.scene), {}).get("status") in ("ok", "skipped")]

@@ -17,17 +17,16 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from lut.toolkit.atomic import atomic_files
-from lut.toolkit.errors import LutError
-from lut.toolkit.legend import class_colours
-from lut.toolkit.ownership import is_lut_preview, map_classes
-from lut.toolkit.raster import is_metric
+from lut.toolkit.core.atomic import atomic_files
+from lut.toolkit.core.errors import FormatError
+from lut.toolkit.gis.legend import class_colours
+from lut.toolkit.core.ownership import is_lut_preview, map_classes
+from lut.toolkit.core.raster import is_metric
 
 from .summary import area_summary, write_preview
 from .writer import NODATA, map_legend
+from lut.toolkit.core.formats import MOSAIC_FORMAT, RUN_SUMMARY_FORMAT
 
-MOSAIC_FORMAT = "lut-mosaic/1"
-RUN_SUMMARY_FORMAT = "lut-run-summary/1"
 BLOCK = 2048
 
 
@@ -143,7 +142,7 @@ def write_run_outputs(out: Path, maps: list[Path], scenes: dict) -> dict:
     for target in targets:  # only lut's own whole-run outputs are ever replaced
         owned = {".vrt": is_lut_mosaic, ".png": is_lut_preview, ".json": is_run_summary}[target.suffix]
         if target.exists() and not owned(target):
-            raise LutError(f"{target} exists and was not written by lut; move it away to let the run write its "
+            raise FormatError(f"{target} exists and was not written by lut; move it away to let the run write its "
                            "whole-run outputs")
     summary = {"format": RUN_SUMMARY_FORMAT, "scenes": scenes, "mosaics": []}
     with atomic_files(targets, overwrite=True) as temps:

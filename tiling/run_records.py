@@ -19,10 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lut.toolkit.atomic import write_text_atomic
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.atomic import write_text_atomic
+from lut.toolkit.core.errors import OwnershipError
+from lut.toolkit.core.formats import RUN_FORMAT
 
-RUN_FORMAT = "lut-run/1"
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ class RunRecords:
                 return True
             if not overwrite:
                 changed = sorted(k for k, v in spec.to_json().items() if old.get(k) != v and k != "config_hash")
-                raise LutError(f"{self.out} holds a run made with another configuration ({', '.join(changed)} "
-                               "differ); pass --overwrite to redo it with this one, or choose another -o")
+                raise OwnershipError(f"{self.out} holds a run made with another configuration ({', '.join(changed)} "
+                               "differ); pass `overwrite=True` to redo it with this one, or choose another -o")
             for rows in self.out.glob("run*.jsonl"):
                 rows.unlink()
         self.out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import glob
 import os
 from pathlib import Path
 
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import InputError
 
 SCENE_SUFFIXES = (".tif", ".tiff")
 MAP_SUFFIX = ".landuse.tif"
@@ -27,7 +27,7 @@ def _expand_one(item: str, nested: bool = False) -> list[Path]:
     if item.startswith("@") and not nested:
         listing = Path(item[1:])
         if not listing.is_file():
-            raise LutError(f"scene list {listing} does not exist")
+            raise InputError(f"scene list {listing} does not exist")
         lines = [ln.strip() for ln in listing.read_text().splitlines()]
         base = listing.parent
         found: list[Path] = []
@@ -39,23 +39,23 @@ def _expand_one(item: str, nested: bool = False) -> list[Path]:
     if _is_glob(item):
         matches = [Path(p) for p in sorted(glob.glob(item, recursive=True)) if Path(p).is_file()]
         if not matches:
-            raise LutError(f"{item} matches no file")
+            raise InputError(f"{item} matches no file")
         return matches
     path = Path(item)
     if path.is_dir():
         matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SCENE_SUFFIXES)
         if not matches:
-            raise LutError(f"directory {path} holds no .tif/.tiff scene")
+            raise InputError(f"directory {path} holds no .tif/.tiff scene")
         return matches
     if not path.exists():
-        raise LutError(f"scene {path} does not exist")
+        raise InputError(f"scene {path} does not exist")
     return [path]
 
 
 def expand_scenes(items: list[str]) -> list[Path]:
     """Every scene the arguments name, resolved, de-duplicated and sorted."""
     if not items:
-        raise LutError("no scene given")
+        raise InputError("no scene given")
     unique = {p.resolve() for item in items for p in _expand_one(str(item))}
     return sorted(unique, key=str)
 
@@ -76,10 +76,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     try:
         index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise LutError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
+    except ValueError as exc:
+        raise InputError(f"`shard` takes I/N, e.g. 0/4, got {text!r}") from exc
     if count < 1 or not 0 <= index < count:
-        raise LutError(f"--shard {text}: I must be 0 <= I < N (0-based, like SLURM_ARRAY_TASK_ID from 0)")
+        raise InputError(f"`shard` {text}: I must be 0 <= I < N (0-based, like SLURM_ARRAY_TASK_ID from 0)")
     return index, count
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lut.toolkit.ownership import PREVIEW_SOFTWARE
-from lut.toolkit.legend import rgba_table
-from lut.toolkit.raster import decimated, is_metric, pixel_area
+from lut.toolkit.core.ownership import PREVIEW_SOFTWARE
+from lut.toolkit.gis.legend import rgba_table
+from lut.toolkit.core.raster import decimated, is_metric, pixel_area
 
 
 def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 from rasterio.enums import ColorInterp
 
-from lut.toolkit.legend import Category, Legend, class_colours
-from lut.toolkit.ownership import MAP_FORMAT, MAP_TAG
-from lut.toolkit.raster import gdal_env, overview_factors
+from lut.toolkit.gis.legend import Category, Legend, class_colours
+from lut.toolkit.core.ownership import MAP_FORMAT, MAP_TAG
+from lut.toolkit.core.raster import gdal_env, overview_factors
+from lut.toolkit.core.formats import MAP_NODATA as NODATA, CONFIDENCE_NODATA
 
-NODATA = 255
 #: the confidence band's nodata: 0 is a valid percentage, so nodata is 255 like the class band's
-CONFIDENCE_NODATA = 255
 
 
 class ClassMapWriter:

@@ -12,7 +12,7 @@ from lut.export.exporter import ExportConfig, export_model
 from lut.export.runtime import open_session, session_device
 from lut.export.variants import cpu_preset
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import LutError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,8 @@ def test_export_writes_a_self_contained_deployable_folder(exported):
             "lut.json", "export_report.json"} <= names
     assert not [n for n in names if "tmp" in n]
     info = json.loads((onnx_dir / "lut.json").read_text())
-    assert info["classes"][3] == "water" and info["image_size"] == 32 and info["band_rule"]["quantity"] == "dn" and info["format"] == "lut" and info["kind"] == "onnx"
+    assert info["classes"][3] == "water" and info["image_size"] == 32 and info["band_rule"]["quantity"] == "dn"
+    assert info["format"] == "lut" and info["kind"] == "onnx"
     assert info["onnx"] == {"fp32": "model.onnx", "int8": "model_int8.onnx", "fp16": "model_fp16.onnx"}
     assert json.loads((onnx_dir / "config.json").read_text())["id2label"]["5"] == "wetland"
 
@@ -57,9 +58,8 @@ def test_parity_is_measured_for_every_variant(exported):
     assert rows["pytorch"]["accuracy"] > 0.5  # a trained model on its own validation images
     assert report["sample"]["images"] == 72 and report["details"]["int8"]["mode"] == "dynamic"
     # the sample covers every class, seeded: 72 validation images of 6 classes, 12 each
-    assert report["sample"]["stratified"] and report["sample"]["per_class"] == {c: 12 for c in
-                                                                                 ["forest", "cropland", "urban", "water",
-                                                                                  "barren", "wetland"]}
+    six = ["forest", "cropland", "urban", "water", "barren", "wetland"]
+    assert report["sample"]["stratified"] and report["sample"]["per_class"] == {c: 12 for c in six}
     assert report["gates"]["int8"]["goal"] == 0.99 and report["gates"]["int8"]["passed"]
     assert report["details"]["int8"]["preset"] == cpu_preset()
     assert "max|dlogit|" in result.table()
@@ -106,7 +106,7 @@ def test_static_int8_from_calibration_folder(trained_bundle, tmp_path):
     bundle = copy_bundle(trained_bundle, tmp_path)
     calib = tmp_path / "calib"
     calib.mkdir()
-    from lut.toolkit.synthetic import render
+    from lut.toolkit.data.synthetic import render
 
     for i in range(24):
         (calib / f"c{i % 6}").mkdir(exist_ok=True)

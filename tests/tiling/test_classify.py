@@ -9,14 +9,13 @@ from click.testing import CliRunner
 from lut.tiling.classify import ClassifyConfig, classify_scene, softmax
 from lut.tiling.deployed import load_deployed
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import LutError, LutWarning
 
 from ..conftest import SCENES, synthetic_scene, write_scene
 
 
 def classify(bundle, scene, out, **kw):
-    return classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw),
-                          warn=lambda m: None)
+    return classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw))
 
 
 def assert_georeferenced_like(out, scene):
@@ -110,9 +109,11 @@ def test_cli_classify_chains_from_latest(exported_bundle, in_tmp):
 
 def test_scene_without_crs_warns_and_writes(exported_bundle, tmp_path):
     scene = write_scene(tmp_path / "s.tif", synthetic_scene(40, 40), crs=None)
-    seen = []
-    result = classify_scene(ClassifyConfig(scene=scene, output=tmp_path / "m.tif", model=exported_bundle,
-                                           progress=False), warn=seen.append)
+    with pytest.warns(LutWarning) as record:
+        result = classify_scene(ClassifyConfig(scene=scene, output=tmp_path / "m.tif", model=exported_bundle,
+                                               progress=False))
+    seen = [str(w.message) for w in record]
+    assert result.summary["warnings"] == [m for m in seen if m in result.summary["warnings"]] and seen
     assert any("no CRS" in m for m in seen) and any("ground resolution is unknown" in m for m in seen)
     assert result.output.is_file()
     assert result.summary["classes"]["water"]["km2"] is None

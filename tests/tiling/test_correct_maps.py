@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import warnings as warnings_module
 
 import numpy as np
 import pytest
@@ -9,19 +10,20 @@ import rasterio
 from rasterio.transform import from_origin
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
-from lut.toolkit.bundle import Bundle
-from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import REFLECTANCE_SCALE, Encoding, default_rule
+from lut.toolkit.core.bundle import Bundle
+from lut.toolkit.core.errors import LutError, LutWarning
+from lut.toolkit.core.radiometry import REFLECTANCE_SCALE, Encoding, default_rule
 
-from ..conftest import synthetic_scene, write_scene
+from ..conftest import synthetic_scene, without_gpu, write_scene
 
 WATER, CROPLAND, URBAN = 3, 1, 2
 
 
 def classify(bundle, scene, out, **kw):
-    warnings = []
-    result = classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw),
-                            warn=warnings.append)
+    with warnings_module.catch_warnings(record=True) as record:
+        warnings_module.simplefilter("always")
+        result = classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw))
+    warnings = [str(w.message) for w in record if issubclass(w.category, LutWarning)]
     with rasterio.open(out) as dst:
         return dst.read(1), result, warnings
 
@@ -107,7 +109,8 @@ def test_uint16_bundle_maps_float_reflectance_like_the_uint16_scene(reflectance_
                         tmp_path / "b.tif")
     c, rc, _ = classify(reflectance_bundle, write_scene(tmp_path / "f1e4.tif", u16.astype(np.float32)),
                         tmp_path / "c.tif")
-    assert ra.rule["scale"] == pytest.approx(1e-4) and rb.rule["scale"] == 1.0 and rc.rule["scale"] == pytest.approx(1e-4)
+    assert ra.rule["scale"] == pytest.approx(1e-4) and rb.rule["scale"] == 1.0
+    assert rc.rule["scale"] == pytest.approx(1e-4)
     assert np.array_equal(a, b) and np.array_equal(a, c)  # tolerance: 0 pixels
     assert (a[:, :64] == WATER).mean() > 0.9
 
@@ -170,7 +173,7 @@ def test_multiband_scene_says_which_bands_and_one_band_gets_a_hint(exported_bund
     four = np.concatenate([synthetic_scene(64, 64, WATER), np.zeros((1, 64, 64), np.uint8)])
     _, result, warnings = classify(exported_bundle, write_scene(tmp_path / "s.tif", four), tmp_path / "m.tif")
     assert any("reading bands 1,2,3 as red, green, blue" in w for w in warnings)
-    with pytest.raises(LutError, match="--bands 1,1,1"):
+    with pytest.raises(LutError, match="`bands` 1,1,1"):
         classify(exported_bundle, write_scene(tmp_path / "g.tif", four[:1]), tmp_path / "g_m.tif")
 
 
@@ -212,6 +215,7 @@ def test_auto_precision_never_picks_a_variant_that_failed_its_gate(exported_bund
     assert result.summary["precision_reason"] == result.why
 
 
+@without_gpu
 @pytest.mark.parametrize("precision", ["auto", "fp32", "int8", "fp16"])
 def test_device_cuda_without_a_gpu_is_refused_for_every_precision(exported_bundle, tmp_path, precision):
     scene = write_scene(tmp_path / "s.tif", synthetic_scene(32, 32))

@@ -9,7 +9,7 @@ import rasterio
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
 from lut.tiling.graph_input import rule_constants
-from lut.toolkit.radiometry import rule_for_dtype
+from lut.toolkit.core.radiometry import rule_for_dtype
 
 from ..conftest import synthetic_scene, write_scene
 
@@ -34,7 +34,7 @@ def test_uint8_graph_maps_equal_the_per_window_path(exported_bundle, tmp_path, s
         out = tmp_path / f"m{graph}{readers}.tif"
         result = classify_scene(ClassifyConfig(scene=scene, output=out, model=exported_bundle, precision="fp32",
                                                stride=stride, uint8_graph=graph, readers=readers, batch_size=5,
-                                               confidence=True, progress=False), warn=lambda m: None)
+                                               confidence=True, progress=False))
         maps[(graph, readers)] = out.read_bytes()
         with rasterio.open(out) as src:  # the areas, counted per cell, are the map's own pixel counts
             pixels = np.bincount(src.read(1).ravel(), minlength=256)

@@ -13,15 +13,14 @@ from rasterio.transform import from_origin
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
 from lut.tiling.writer import ClassMapWriter, to_cog
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import LutError
 
 from ..conftest import CLASSES6, synthetic_scene, write_scene
 from ..gdal_native import read_band_legend
 
 
 def classify(bundle, scene, out, **kw):
-    return classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw),
-                          warn=lambda m: None)
+    return classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw))
 
 
 def colorinterp_without_sidecar(path):
@@ -98,5 +97,5 @@ def test_classify_vector_writes_polygons_with_the_map(exported_bundle, tmp_path)
     names = frame[3][1]
     assert set(names) <= set(CLASSES6) and result.summary["vector"]["polygons"] == len(names)
     assert result.summary["vector"]["sieve_pixels"] == 50  # 0.5 ha of 100 m² pixels
-    with pytest.raises(LutError, match="--vector-min-area applies to --vector"):
+    with pytest.raises(LutError, match="`vector_min_area` applies to `vector`"):
         classify(exported_bundle, scene, tmp_path / "n.tif", vector_min_area=1.0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lut.tiling.grid import PatchGrid, window_origins
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import LutError
 
 
 def test_last_window_is_aligned_inward_never_padded():
@@ -53,7 +53,7 @@ def test_window_origins_cover_any_size_exactly():
 
 def test_class_colours_follow_land_use_names_and_stay_distinct():
     from lut.tiling.writer import NODATA, class_colours
-    from lut.toolkit.synthetic import CLASS_COLOURS
+    from lut.toolkit.core.classes import CLASS_COLOURS
 
     table = class_colours(["aGrass", "bField", "cIndustry", "dRiverLake", "eForest", "fResident", "gParking"])
     assert table[3][:3] == CLASS_COLOURS["water"] and table[4][:3] == CLASS_COLOURS["forest"]

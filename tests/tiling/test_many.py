@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import replace
@@ -19,7 +20,7 @@ from lut.tiling.engines import RayOptions, SceneWorker
 from lut.tiling.many import EXIT_PARTIAL, ManyConfig, classify_many
 from lut.tiling.scene_list import expand_scenes, map_path, parse_shard, shard_of
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
+from lut.toolkit.core.errors import LutError
 
 from ..conftest import synthetic_scene, write_scene
 
@@ -35,12 +36,27 @@ def scenes(tmp_path) -> Path:
     return root
 
 
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def run(bundle, items, out, **kw):
+    """A many-scene run through the library; its progress lines as logged on `lut.tiling.many`."""
     template = ClassifyConfig(scene=Path("-"), output=Path(out), model=bundle, progress=False)
-    lines: list[str] = []
-    result = classify_many(ManyConfig(scenes=[str(i) for i in items], output=Path(out), template=template,
-                                      progress="lines", **kw), say=lines.append)
-    return result, lines
+    logger, handler = logging.getLogger("lut.tiling.many"), _Lines()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = classify_many(ManyConfig(scenes=[str(i) for i in items], output=Path(out), template=template,
+                                          progress="lines", **kw))
+    finally:
+        logger.removeHandler(handler)
+    return result, handler.lines
 
 
 def rows(out):
@@ -78,7 +94,7 @@ def test_local_run_maps_match_single_scene_and_records_resume(exported_bundle, s
     assert lines[0].startswith("[1/4] ok 2020/T0.tif") and "patches" in lines[0]
     single = tmp_path / "single.tif"
     classify_scene(ClassifyConfig(scene=scenes / "2025/T1.tif", output=single, model=exported_bundle,
-                                  progress=False), warn=lambda m: None)
+                                  progress=False))
     assert (out / "2025/T1.landuse.tif").read_bytes() == single.read_bytes()
     assert (out / "2020/T1.landuse.tif").read_bytes() != single.read_bytes()  # dates do not collide
     spec = json.loads((out / "run.json").read_text())
@@ -173,13 +189,11 @@ def test_engine_ray_without_ray_installed_is_one_line(exported_bundle, scenes, t
     assert not (tmp_path / "out").exists()
 
 
-# -- Ray ----------------------------------------------------------------------------------------------------
-ray = pytest.importorskip("ray")
-
-
+# -- Ray: only these tests need it installed (the ones above run without it) ---------------------------------
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """A head and a worker node on this machine, one CPU each: two actors land on different nodes."""
+    ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from lut.toolkit.augment import AugmentConfig, augment, colour_jitter, resized_crop
-from lut.toolkit.backbones import load_classifier
-from lut.toolkit.datasets import PatchDataset, open_source
-from lut.toolkit.errors import LutError
-from lut.toolkit.staged import StagedViT
-from lut.toolkit.training import FeatureCache, TrainConfig
+from lut.toolkit.data.augment import AugmentConfig, augment, colour_jitter, resized_crop
+from lut.toolkit.vit.backbones import load_classifier
+from lut.toolkit.data.datasets import PatchDataset, open_source
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.vit.staged import StagedViT
+from lut.toolkit.train.features import FeatureCache
+from lut.toolkit.train.config import TrainConfig
 
 
 def test_augmentation_repeats_per_draw_and_keeps_colour_unless_asked():

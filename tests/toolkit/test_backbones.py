@@ -2,11 +2,12 @@ import pytest
 import torch
 from transformers import ViTForImageClassification
 
-from lut.toolkit.backbones import load_classifier
-from lut.toolkit.errors import LutError
-from lut.toolkit.staged import StagedViT
-from lut.toolkit.strategies import StrategyConfig, make_plan
-from lut.toolkit.training import TrainConfig, Trainer
+from lut.toolkit.vit.backbones import load_classifier
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.vit.staged import StagedViT
+from lut.toolkit.train.strategies import StrategyConfig, make_plan
+from lut.toolkit.train.config import TrainConfig
+from lut.toolkit.train.trainer import Trainer
 
 from ..conftest import tiny_vit_config
 
@@ -63,7 +64,7 @@ def test_default_hub_id_offline_fails_fast_with_its_own_exit_code(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(LutError) as err:
         load_classifier("google/vit-base-patch16-224", SIX)
-    assert err.value.exit_code == 3 and "--backbone" in str(err.value) and "hub" in str(err.value)
+    assert err.value.exit_code == 3 and "`backbone`" in str(err.value) and "hub" in str(err.value)
     assert time.perf_counter() - start < 5
 
 
@@ -87,7 +88,7 @@ def test_image_size_must_divide_by_patch(tiny_backbone):
 
 
 def test_backbone_specs_are_told_apart_in_one_place():
-    from lut.toolkit.backbones import is_hub_id, is_local_spec
+    from lut.toolkit.vit.backbones import is_hub_id, is_local_spec
 
     assert is_hub_id("google/vit-base-patch16-224")
     assert not is_hub_id("models/dino-vit-tiny") and is_local_spec("models/dino-vit-tiny")

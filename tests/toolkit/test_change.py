@@ -11,10 +11,10 @@ import rasterio
 from click.testing import CliRunner
 from rasterio.transform import from_origin
 
-from lut.toolkit.change import ChangeConfig, change_codes, compute_change
+from lut.toolkit.gis.change import ChangeConfig, change_codes, compute_change
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
-from lut.toolkit.transitions import Transitions
+from lut.toolkit.core.errors import LutError, LutWarning
+from lut.toolkit.gis.transitions import Transitions
 
 from ..conftest import write_lut_map
 from ..gdal_native import read_band_legend
@@ -118,9 +118,9 @@ def test_after_on_another_grid_is_warped_with_nearest(tmp_path):
     after[:, 10:] = WATER
     b = write_lut_map(tmp_path / "b.tif", before, transform=from_origin(300000, 4000000, 10, 10))
     a = write_lut_map(tmp_path / "a.tif", after, transform=from_origin(300200, 4000000, 20, 20))
-    warnings = []
-    result = compute_change(ChangeConfig(b, a, tmp_path / "c.tif"), warn=warnings.append)
-    assert "nearest" in result.aligned and warnings
+    with pytest.warns(LutWarning, match="nearest-neighbour"):
+        result = compute_change(ChangeConfig(b, a, tmp_path / "c.tif"))
+    assert "nearest" in result.aligned
     t = result.transitions
     assert t.total == 40 * 20  # the overlap: BEFORE's right half
     assert t.pixels[CROPLAND, URBAN] == 40 * 20  # AFTER's west half (urban) lies over BEFORE's cropland

@@ -140,8 +140,8 @@ def test_non_finite_loss_stops_training_and_writes_no_bundle(in_tmp, tiny_backbo
 def test_library_warnings_become_one_line_and_deprecations_are_hidden(in_tmp, monkeypatch):
     import warnings
 
-    from lut.toolkit import finetune as finetune_module
-    from lut.toolkit.errors import LutError
+    from lut.toolkit.train import finetune as finetune_module
+    from lut.toolkit.core.errors import LutError
 
     def noisy(cfg):
         warnings.warn("invalid value encountered in divide\n  return a / b", RuntimeWarning)

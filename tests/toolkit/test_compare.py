@@ -4,10 +4,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lut.toolkit import compare as compare_module
+from lut.toolkit.study import compare as compare_module
 from lut.toolkit.cli import lut
-from lut.toolkit.compare import CompareConfig, Cell, parse_labels, parse_strategies, plan_cells
-from lut.toolkit.errors import LutError
+from lut.toolkit.study.compare import CompareConfig, Cell, parse_labels, parse_strategies, plan_cells
+from lut.toolkit.core.errors import LutError
 
 
 def test_grid_runs_every_strategy_once_and_efficiency_strategies_per_label_count():
@@ -78,10 +78,10 @@ def test_missing_backbone_directory_fails_before_any_work(tmp_path):
 
 
 def test_recipe_grid_expands_applies_and_picks_winners_on_validation():
-    from lut.toolkit.errors import LutError
-    from lut.toolkit.recipe_grid import apply, parse_grid, settings, winners
-    from lut.toolkit.strategies import StrategyConfig
-    from lut.toolkit.training import TrainConfig
+    from lut.toolkit.core.errors import LutError
+    from lut.toolkit.study.recipe_grid import apply, parse_grid, settings, winners
+    from lut.toolkit.train.strategies import StrategyConfig
+    from lut.toolkit.train.config import TrainConfig
 
     grid = parse_grid(["mixup=0,0.2", "label-smoothing=0,0.1", "head_lr=1e-3"])
     combos = settings(grid)

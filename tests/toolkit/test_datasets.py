@@ -3,10 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lut.toolkit.augment import dihedral
-from lut.toolkit.datasets import PatchDataset, limit_train_labels, open_source, stratified_split
-from lut.toolkit.errors import LutError
-from lut.toolkit.imagefolder import ImageFolderSource
+from lut.toolkit.data.augment import dihedral
+from lut.toolkit.data.datasets import PatchDataset, limit_train_labels, open_source, stratified_split
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.data.imagefolder import ImageFolderSource
 
 
 def write_folder(root, classes=("a", "b", "c"), n=5, size=20):
@@ -150,5 +150,5 @@ def test_image_folder_errors(tmp_path, case):
     message = str(err.value)
     assert str(root) in message
     expected = {"truncated": "3.png", "empty_class": "zz_empty", "few": "tiny (2)", "file": "is a file",
-                "missing": "does not exist", "bands_on_photos": "drop --bands"}
+                "missing": "does not exist", "bands_on_photos": "drop `bands`"}
     assert expected.get(case, "") in message

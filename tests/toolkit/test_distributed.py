@@ -16,17 +16,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lut.toolkit import dino as dino_module
-from lut.toolkit import dino_train
-from lut.toolkit.backbones import load_classifier
+from lut.toolkit.selfsup import dino as dino_module
+from lut.toolkit.selfsup import dino_train
+from lut.toolkit.vit.backbones import load_classifier
 from lut.toolkit.cli import lut
-from lut.toolkit.datasets import PatchDataset, open_source
-from lut.toolkit.dino_schedule import DinoSchedule
-from lut.toolkit.distributed import DistConfig, Shard, launch
-from lut.toolkit.errors import LutError
-from lut.toolkit.finetune import FinetuneConfig, run_finetune
-from lut.toolkit.strategies import STRATEGIES, StrategyConfig, make_plan
-from lut.toolkit.training import TrainConfig, Trainer
+from lut.toolkit.data.datasets import PatchDataset, open_source
+from lut.toolkit.selfsup.dino_schedule import DinoSchedule
+from lut.toolkit.train.distributed import DistConfig, Shard, launch
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.train.finetune import FinetuneConfig, run_finetune
+from lut.toolkit.train.strategies import STRATEGIES, StrategyConfig, make_plan
+from lut.toolkit.train.config import TrainConfig
+from lut.toolkit.train.trainer import Trainer
 
 from .test_pretrain import labelled_folder, tiny_cfg
 
@@ -96,8 +97,8 @@ def test_dino_schedules_are_pure_and_match_the_paper():
 def test_dino_decays_weights_only_and_clips_each_parameter_on_its_own(tiny_backbone):
     from transformers import ViTModel
 
-    from lut.toolkit.dino_train import HeadSizes, build_state, clip_per_parameter
-    from lut.toolkit.distributed import make_fabric
+    from lut.toolkit.selfsup.dino_train import HeadSizes, build_state, clip_per_parameter
+    from lut.toolkit.train.distributed import make_fabric
 
     state = build_state(ViTModel.from_pretrained(tiny_backbone, add_pooling_layer=False), HeadSizes(16, 8, 4),
                         {}, make_fabric(ONE))
@@ -214,6 +215,8 @@ def test_two_rank_dino_has_one_teacher_one_centre_and_resumes_on_one_rank(tmp_pa
     _checked_epochs(monkeypatch, rows, stop_before=None)
     resumed = dino_module.pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, resume=True))
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    # the resumed run trained epoch 3 alone: a run restarted from epoch 0 would log epochs 1 and 2 again
+    assert [r["epoch"] for r in json.loads(rows.read_text())] == [1, 2, 3]
     assert (tmp_path / "dino" / "model.safetensors").is_file() and not (tmp_path / "dino.ckpt").exists()
 
 
@@ -257,7 +260,7 @@ def test_torchrun_around_lut_runs_each_rank_once_and_rank_0_writes(tmp_path, tin
     assert json.loads((out / "lut.json").read_text())["training"]["devices"] == 2
 
 
-@pytest.mark.skipif(not __import__("lut.toolkit.distributed", fromlist=["x"]).native_bfloat16("cpu"),
+@pytest.mark.skipif(not __import__("lut.toolkit.train.distributed", fromlist=["x"]).native_bfloat16("cpu"),
                     reason="this CPU has no native bfloat16")
 def test_finetune_trains_under_bf16_mixed_and_keeps_float32_weights(tiny_backbone):
     cfg = FinetuneConfig(data="synthetic", synthetic_images=96, image_size=32, backbone=str(tiny_backbone),

@@ -6,15 +6,15 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from lut.toolkit import dino as dino_module
-from lut.toolkit.backbones import load_classifier
+from lut.toolkit.selfsup import dino as dino_module
+from lut.toolkit.vit.backbones import load_classifier
 from lut.toolkit.cli import lut
-from lut.toolkit import distributed
-from lut.toolkit.dino import PretrainConfig, pretrain
-from lut.toolkit.distributed import DistConfig
-from lut.toolkit.errors import LutError
-from lut.toolkit.synthetic import render
-from lut.toolkit.unlabelled import SourceSpec, build_pool, epoch_items, load_item
+from lut.toolkit.train import distributed
+from lut.toolkit.selfsup.dino import PretrainConfig, pretrain
+from lut.toolkit.train.distributed import DistConfig
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.data.synthetic import render
+from lut.toolkit.data.unlabelled import SourceSpec, build_pool, epoch_items, load_item
 
 from ..conftest import write_scene
 
@@ -48,8 +48,8 @@ def test_labelled_folder_contributes_only_its_training_split(tmp_path):
     assert len(pool.files) == 18  # 60% of 30
     assert pool.guards == [{"folder": str(root.resolve()), "split_seed": 0, "used": "train", "images": 18, "of": 30,
                             "fractions": [0.6, 0.2, 0.2]}]
-    from lut.toolkit.datasets import stratified_split
-    from lut.toolkit.imagefolder import scan_folder
+    from lut.toolkit.data.datasets import stratified_split
+    from lut.toolkit.data.imagefolder import scan_folder
 
     _, files, labels = scan_folder(root)
     assert set(pool.files) == {files[i] for i in stratified_split(labels, 0).train}
@@ -85,7 +85,7 @@ def test_pool_errors(tmp_path, case):
     with pytest.raises(LutError) as err:
         build_pool(sources, 32, None, seed=0)
     if case == "bands":
-        assert "--bands 1,1,1" in str(err.value)
+        assert "`bands` 1,1,1" in str(err.value)
     if case == "all_nodata":
         assert "holds no valid pixels" in str(err.value)
 
@@ -133,14 +133,25 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, tiny_backbone, monkeyp
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg)
     assert not (tmp_path / "dino").exists() and (tmp_path / "dino.ckpt" / "checkpoint.pt").is_file()
-    with pytest.raises(LutError, match="--resume"):
+    with pytest.raises(LutError, match="`resume`"):
         pretrain(cfg)
     other = tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, out_dim=32, resume=True)
     with pytest.raises(LutError, match="another architecture"):
         pretrain(other)
     monkeypatch.setattr(dino_module, "save_checkpoint", real_save)
+    kept = torch.load(tmp_path / "dino.ckpt" / "checkpoint.pt", weights_only=True)["history"]
+    trained = []
+    real_epoch = dino_module.train_epoch
+
+    def counted(state, *args, **kwargs):
+        trained.append(state.epoch + 1)
+        return real_epoch(state, *args, **kwargs)
+
+    monkeypatch.setattr(dino_module, "train_epoch", counted)
     result = pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=3, resume=True))
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    # only the epoch after the checkpoint trains, and the kept epochs' losses are the killed run's
+    assert trained == [3] and len(kept) == 2 and result.history[:2] == kept
 
 
 @pytest.mark.parametrize("case", ["no_images", "bands", "crop", "backbone"])
@@ -202,7 +213,7 @@ def test_bfloat16_pretraining_writes_a_float32_backbone(tmp_path, tiny_backbone)
 
 
 def test_recipes_are_presets_that_explicit_options_override():
-    from lut.toolkit.dino_recipes import RECIPES, recipe_config
+    from lut.toolkit.selfsup.dino_recipes import RECIPES, recipe_config
 
     paper = recipe_config("paper", sources=["d"])
     assert paper == PretrainConfig(sources=["d"])  # the paper recipe is the dataclass defaults

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from lut.toolkit.augment import AugmentConfig
-from lut.toolkit.backbones import load_classifier
-from lut.toolkit.errors import LutError
-from lut.toolkit.regularize import MixConfig, WeightEma, class_weights, mix_batch
-from lut.toolkit.strategies import StrategyConfig, make_plan
-from lut.toolkit.training import TrainConfig, Trainer
+from lut.toolkit.data.augment import AugmentConfig
+from lut.toolkit.vit.backbones import load_classifier
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.train.regularize import MixConfig, WeightEma, class_weights, mix_batch
+from lut.toolkit.train.strategies import StrategyConfig, make_plan
+from lut.toolkit.train.config import TrainConfig
+from lut.toolkit.train.trainer import Trainer
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same():
@@ -37,12 +38,13 @@ def test_mixup_and_cutmix_targets_match_what_was_mixed():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(cache_views=0), "--cache-views"),
-    (dict(augment=AugmentConfig(crop_scale=0.01)), "--crop-scale"),
-    (dict(augment=AugmentConfig(colour=1.0)), "--colour-jitter"),
-    (dict(mix=MixConfig(mixup=0.5, prob=2.0)), "--mix-prob"),
+    (dict(cache_views=0), "`cache_views`"),
+    (dict(augment=AugmentConfig(crop_scale=0.01)), "`crop_scale`"),
+    (dict(augment=AugmentConfig(colour=1.0)), "`colour_jitter`"),
+    (dict(mix=MixConfig(mixup=0.5, prob=2.0)), "`mix_prob`"),
 ])
 def test_train_config_refuses_what_click_ranges_cannot_express(bad, message):
+    """Library messages name the parameter; the CLI turns it into the flag."""
     with pytest.raises(LutError, match=message):
         TrainConfig(**bad).check()
     TrainConfig().check()  # the defaults pass
@@ -90,7 +92,7 @@ def test_patience_stops_after_epochs_without_improvement(tiny):
 
 
 def test_drop_path_drops_whole_samples_in_training_and_is_the_plain_block_in_eval(tiny_backbone):
-    from lut.toolkit.drop_path import add_drop_path
+    from lut.toolkit.vit.drop_path import add_drop_path
 
     torch.manual_seed(0)
     model, _, _ = load_classifier(str(tiny_backbone), list("abcdef"))

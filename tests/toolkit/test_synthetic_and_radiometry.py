@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from lut.toolkit.errors import LutError
-from lut.toolkit.radiometry import BandRule, parse_bands, percentile_rule, rule_for_dtype
-from lut.toolkit.synthetic import CLASSES, SyntheticSource, render
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.core.radiometry import BandRule, parse_bands, percentile_rule, rule_for_dtype
+from lut.toolkit.data.synthetic import CLASSES, SyntheticSource, render
 
 
 def test_synthetic_is_deterministic_balanced_and_generated_per_item():
@@ -60,14 +60,14 @@ def test_band_rules():
     ("uint32", None, "unknown", 1.0),
 ])
 def test_encoding_decision_table_row_by_row(dtype, p99, quantity, scale):
-    from lut.toolkit.radiometry import encoding_for
+    from lut.toolkit.core.radiometry import encoding_for
 
     enc = encoding_for(dtype, p99)
     assert enc.quantity == quantity and enc.scale == pytest.approx(scale)
 
 
 def test_offsets_and_gdal_scale_define_the_encoding():
-    from lut.toolkit.radiometry import boa_offset, encoding_for
+    from lut.toolkit.core.radiometry import boa_offset, encoding_for
 
     assert boa_offset({"BOA_ADD_OFFSET_B04": "-1000", "OTHER": "1"}) == -1000.0 and boa_offset({}) is None
     enc = encoding_for("uint16", None, offset_dn=-1000)
@@ -77,7 +77,7 @@ def test_offsets_and_gdal_scale_define_the_encoding():
 
 
 def test_invalid_pixels_are_filled_with_the_valid_mean_before_normalising():
-    from lut.toolkit.radiometry import Encoding, default_rule
+    from lut.toolkit.core.radiometry import Encoding, default_rule
 
     raw = np.full((3, 4, 4), 0.15, np.float32)
     raw[0, 0, 0] = np.nan
@@ -100,7 +100,7 @@ def test_legacy_rules_migrate_to_physical_units():
 
 
 def test_blank_and_mostly_invalid_pretraining_windows_are_not_used():
-    from lut.toolkit.unlabelled import usable_window
+    from lut.toolkit.data.unlabelled import usable_window
 
     data = np.random.default_rng(0).integers(0, 255, (3, 8, 8)).astype(np.uint8)
     assert usable_window(data, np.ones((8, 8), bool))
@@ -122,7 +122,7 @@ def test_demo_backbone_is_reproducible(tmp_path):
     import torch
     from transformers import ViTModel
 
-    from lut.toolkit.demo import write_demo_backbone
+    from lut.toolkit.cli.demo import write_demo_backbone
 
     a = ViTModel.from_pretrained(write_demo_backbone(tmp_path / "a", 32, seed=0))
     b = ViTModel.from_pretrained(write_demo_backbone(tmp_path / "b", 32, seed=0))

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 
 from lut.toolkit.cli import lut
-from lut.toolkit.errors import LutError
-from lut.toolkit.vectorize import VectorizeConfig, vectorize
+from lut.toolkit.core.errors import LutError
+from lut.toolkit.gis.vectorize import VectorizeConfig, vectorize
 
 from ..conftest import write_lut_map
 
@@ -78,7 +78,7 @@ def test_simplify_only_on_request_and_degrees_get_equal_area_km2(tmp_path):
     _, _, fields = read(tmp_path / "g.gpkg")
     pixel_km2 = (0.0001 * 111.32) ** 2  # km² per pixel at the equator
     assert fields["area_km2"].sum() == pytest.approx((classes != 255).sum() * pixel_km2, rel=0.01)
-    with pytest.raises(LutError, match="--min-pixels"):
+    with pytest.raises(LutError, match="`min_pixels`"):
         vectorize(VectorizeConfig(g, tmp_path / "h.gpkg", min_area_ha=1))
 
 

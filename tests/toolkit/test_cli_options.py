@@ -1,0 +1,32 @@
+"""Structured option values are parsed at the boundary: a bad one is a usage error (exit 2), one line."""
+
+import pytest
+from click.testing import CliRunner
+
+from lut.toolkit.cli import lut
+from lut.toolkit.cli.group import flags
+
+
+@pytest.mark.parametrize("args, message", [
+    (["classify", "s.tif", "-o", "m.tif", "--bands", "3,2"], "--bands must name 3 bands"),
+    (["classify", "a.tif", "b.tif", "-o", "out", "--shard", "5/2"], "I must be 0 <= I < N"),
+    (["compare", "--backbones", "vit-tiny", "--train-labels", "many"], "--train-labels takes positive counts"),
+    (["compare", "--backbones", "vit-tiny", "--grid", "foo=1"], "--grid takes OPTION=V1,V2"),
+    (["finetune", "--bands", "0,1,2"], "--bands are 1-based"),
+    (["pretrain", "--data", "x", "--bands", "a,b,c"], "comma-separated 1-based integers"),
+    (["compare", "--backbones", "vit-tiny", "--strategies", "nope"], "unknown strategy"),
+])
+def test_bad_structured_values_exit_2_before_any_work(in_tmp, args, message):
+    result = CliRunner().invoke(lut, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert not any(in_tmp.iterdir())  # nothing written
+
+
+def test_library_parameters_become_flags_on_the_command_line():
+    assert flags("pass `bands` 1,1,1 or `overwrite=True`") == "pass --bands 1,1,1 or --overwrite"
+    assert flags("`vector_min_area` applies to `vector` polygons") == "--vector-min-area applies to --vector polygons"
+    assert flags("`resample=False` applies the model anyway; `stride=64`") == \
+        "--no-resample applies the model anyway; --stride 64"
+    assert flags("no backticks, no change: a `Path` or `2`") == "no backticks, no change: a `Path` or `2`"

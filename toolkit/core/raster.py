@@ -1,0 +1,117 @@
+"""What lut reads from a raster besides its pixels, shared by training chips, pretraining windows and scenes:
+which pixels are valid, how the values encode a physical quantity, and the ground sampling distance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import InputError
+from .radiometry import Encoding, boa_offset, encoding_for, invalid_pixels
+
+#: GDAL's block cache defaults to 5% of RAM and fills up on big rasters; strips need far less.
+GDAL_CACHE_MB = 64
+
+EARTH_METRES_PER_DEGREE = 111_320.0
+
+
+def _masked_bands(src, bands: tuple[int, ...]) -> bool:
+    """Whether an internal mask or alpha band marks pixels invalid (nodata values are tested on values)."""
+    return any(flag.name in ("per_dataset", "alpha") for band in bands for flag in src.mask_flag_enums[band - 1])
+
+
+def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | None = None, window=None,
+               out_shape=None) -> np.ndarray:
+    """(H, W) True where a pixel may reach a model: not NaN/inf in any band (declared or not), not the
+    nodata value (`nodata`, else the file's) in every band, and not masked by an internal mask or alpha
+    band. Values are tested on `data`, the pixels already read; only masks need GDAL's read_masks."""
+    invalid = invalid_pixels(data, src.nodata if nodata is None else nodata)
+    if _masked_bands(src, bands):
+        from rasterio.enums import Resampling
+
+        kwargs = {"window": window} if window is not None else {}
+        if out_shape is not None:
+            kwargs.update(out_shape=out_shape, resampling=Resampling.nearest)
+        invalid |= np.any(src.read_masks(list(bands), **kwargs) == 0, axis=0)
+    return ~invalid
+
+
+def raster_encoding(src, bands: tuple[int, ...], p99: float | None = None,
+                    offset_dn: float | None = None) -> Encoding:
+    """The radiometry decision table applied to this raster and its metadata: the BOA_ADD_OFFSET tags of
+    the dataset and its bands (unless `offset_dn` is given) and GDAL scale/offset. `p99`: the 99th
+    percentile of valid values, needed for float rasters only."""
+    if offset_dn is None:
+        tags = dict(src.tags())
+        for b in bands:
+            tags.update(src.tags(b))
+        offset_dn = boa_offset(tags) or 0.0
+    first = bands[0] - 1
+    return encoding_for(src.dtypes[first], p99, offset_dn, float(src.scales[first] or 1.0),
+                        float(src.offsets[first] or 0.0))
+
+
+def raster_gsd(src) -> float | None:
+    """Metres per pixel: from a projected CRS in metres or feet, approximated at the centre for geographic
+    CRSs; None without a CRS."""
+    crs = src.crs
+    if crs is None:
+        return None
+    a, e = abs(src.transform.a), abs(src.transform.e)
+    if crs.is_projected:
+        units = (crs.linear_units or "").lower()
+        factor = 1.0 if units in ("metre", "meter", "m") else (0.3048 if "foot" in units or "feet" in units else None)
+        return None if factor is None else math.sqrt(a * e) * factor
+    if crs.is_geographic:
+        lat = src.transform.f + src.transform.e * src.height / 2
+        return math.sqrt(a * EARTH_METRES_PER_DEGREE * math.cos(math.radians(lat)) * e * EARTH_METRES_PER_DEGREE)
+    return None
+
+
+def check_gsd(value: float | None, flag: str = "--gsd") -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{flag} must be a positive number of metres per pixel, got {value}")
+    return value
+
+
+def is_metric(crs) -> bool:
+    """A projected CRS in metres, where pixel areas are m²."""
+    return crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")
+
+
+def pixel_area(transform) -> float:
+    """One pixel's area in CRS units squared."""
+    return abs(transform.a * transform.e - transform.b * transform.d)
+
+
+def gdal_env(pam: bool = True):
+    """rasterio's GDAL settings for lut's reads and writes: the block cache capped, and (pam=False) GDAL's
+    own `.aux.xml` off, for writes through temporary names where GDAL would leave a sidecar named after
+    the temporary file (lut writes its legend sidecar itself)."""
+    import rasterio
+
+    options: dict[str, int | str] = {"GDAL_CACHEMAX": GDAL_CACHE_MB * 1024 * 1024}
+    if not pam:
+        options["GDAL_PAM_ENABLED"] = "NO"
+    return rasterio.Env(**options)
+
+
+def overview_factors(width: int, height: int, block: int = 256) -> list[int]:
+    """Halvings until the coarsest overview fits in one block, as GDAL's COG driver makes them."""
+    factors, f = [], 2
+    while max(width, height) / (f // 2) > block:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
+def decimated(path, max_side: int) -> np.ndarray:
+    """Band 1 read at most `max_side` pixels a side, nearest neighbour (class values stay class values)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path) as src:
+        factor = max(1, int(np.ceil(max(src.height, src.width) / max_side)))
+        return src.read(1, out_shape=(max(1, src.height // factor), max(1, src.width // factor)),
+                        resampling=Resampling.nearest)
