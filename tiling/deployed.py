@@ -106,6 +106,22 @@ def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tupl
 
 def load_deployed(model: str | Path | None, precision: str = "auto", device: str = "auto",
                   store: Path = DEFAULT_STORE, threads: int | None = None) -> DeployedModel:
+    """Open an exported model for mapping: one ONNX Runtime session, loaded once for many scenes.
+
+    Args:
+        model: a bundle or its onnx/ folder; None takes the one `store/LATEST` names.
+        precision: auto, fp32, int8 or fp16 (auto: FP16 on a GPU, INT8 on a CPU when it passed its gate).
+        device: auto, cpu or cuda (cuda without a usable GPU is an error, never a silent CPU run).
+        store: the model store that LATEST lives in.
+        threads: ONNX Runtime's intra-op threads (default: this machine's cores).
+
+    Returns:
+        The session with the model's classes, input size, band rule and why this precision was chosen.
+
+    Raises:
+        InputError: no export, an unknown precision or device, or a variant that cannot run here.
+        FormatError: a folder that is not a lut export.
+    """
     onnx_dir = onnx_dir_of(model, store)
     bundle = Bundle.load(onnx_dir, ("onnx",))
     try:

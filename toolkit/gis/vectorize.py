@@ -77,7 +77,19 @@ def is_lut_vector(path: Path) -> bool:
 
 
 def vectorize(cfg: VectorizeConfig) -> VectorizeResult:
-    """Write the polygons of `cfg.map` to the GeoPackage `cfg.output` (replaced only when complete)."""
+    """Write the polygons of the land-use map `cfg.map` to the GeoPackage `cfg.output` (replaced only when
+    complete), one feature per connected region with its class name and km².
+
+    Args:
+        cfg: the map, the output, the minimum mapping unit and simplification.
+
+    Returns:
+        Polygon counts and areas per class, and the sieve that was applied.
+
+    Raises:
+        InputError: not a lut map, or a minimum area the map's CRS cannot express.
+        OwnershipError: an output exists that lut may not replace.
+    """
     cfg.check()
     if not Path(cfg.map).is_file():
         raise InputError(f"map {cfg.map} does not exist")

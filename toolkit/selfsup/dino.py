@@ -57,8 +57,22 @@ def output_paths(cfg: PretrainConfig) -> tuple[Path, Path]:
 
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult | None:
-    """Run DINO on every rank of `cfg.dist` and write a ViT checkpoint directory that `lut finetune
-    --backbone DIR` loads. Returns None on the ranks other than 0 of a torchrun/srun run."""
+    """Run DINO on every rank of `cfg.dist` and write a ViT checkpoint directory that `finetune` loads as
+    its backbone.
+
+    Args:
+        cfg: the unlabelled sources, the backbone, the DINO schedule and the output.
+
+    Returns:
+        The output directory, the per-epoch history and the wall time; None on the ranks other than 0 of a
+        torchrun/srun run.
+
+    Raises:
+        InputError: sources or options that cannot be used.
+        OwnershipError: an output or unfinished run exists (`resume`, `overwrite=True`).
+        FormatError: a checkpoint of another architecture or a damaged one.
+        Interrupted: Ctrl-C or SIGTERM; the last epoch's checkpoint is kept for `resume`.
+    """
     target, work = output_paths(cfg)
     cfg.dist.check(cfg.batch_size)
     return launch(cfg.dist, _pretrain_rank, cfg, target, work)

@@ -168,8 +168,21 @@ def check_results_dir(out: Path, shared: dict, inputs: list) -> None:
 
 
 def run_compare(cfg: CompareConfig) -> dict | None:
-    """Run (or resume) the grid and write results.md/.csv/.json and the data-efficiency PNG. Under DDP every
-    rank trains every cell; rank 0 alone writes and speaks (the others return None)."""
+    """Run (or resume) the grid of fine-tuning runs and write results.md/.csv/.json and the plots.
+
+    Under DDP every rank trains every cell; rank 0 alone writes and logs (progress: INFO on
+    `lut.toolkit.study.compare`).
+
+    Args:
+        cfg: backbones, strategies, label counts, the recipe grid, training options and the output folder.
+
+    Returns:
+        The results (cells and the output folder) on rank 0; None on the other ranks.
+
+    Raises:
+        InputError: backbones, data or options that cannot be used, before any cell trains.
+        OwnershipError: an output folder that is not a compare folder.
+    """
     check_backbones(cfg.backbones)
     cfg.dist.check(cfg.train.batch_size)
     out = Path(cfg.output)

@@ -159,7 +159,21 @@ def finetune_inputs(cfg: FinetuneConfig) -> list[Path]:
 
 
 def finetune(cfg: FinetuneConfig) -> tuple[Path, FinetuneOutcome]:
-    """Run one strategy, write its bundle and point models/LATEST at it."""
+    """Fine-tune a ViT with one transfer strategy, write its bundle and point `store/LATEST` at it.
+
+    Args:
+        cfg: data, backbone, strategy, training and device options, and the output.
+
+    Returns:
+        The bundle directory and the run's outcome (metrics, curves); the outcome is None on the ranks
+        other than 0 of a torchrun/srun run.
+
+    Raises:
+        InputError: data, backbone or options that cannot be used; nothing is written.
+        OwnershipError: an output exists that lut may not replace.
+        HubUnreachable: a hub backbone while the hub cannot be reached.
+        RunFailed: the training loss became NaN or inf; nothing is written.
+    """
     target = Path(cfg.output) if cfg.output is not None else Path(cfg.store) / cfg.strategy.name
     cfg.check()
     check_backbone_spec(cfg.backbone)  # a missing directory or an unreachable hub fails before the data is read
