@@ -11,10 +11,10 @@ import numpy as np
 from lut.export.runtime import gpu_usable, open_session, session_device
 from lut.toolkit.core.bundle import Bundle, ChipInfo
 from lut.toolkit.core.errors import InputError
+from lut.toolkit.core.formats import MAP_PRECISIONS
 from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
-PRECISIONS = ("auto", "fp32", "int8", "fp16")
 
 
 @dataclass
@@ -85,8 +85,8 @@ def _gate_note(bundle: Bundle, variant: str) -> tuple[bool, str]:
 def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tuple[str, Path, str]:
     """The variant to run and why. `--precision auto` never picks a variant whose export gate failed."""
     files = bundle.onnx or {"fp32": "model.onnx"}
-    if precision not in PRECISIONS:
-        raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}")
+    if precision not in MAP_PRECISIONS:
+        raise InputError(f"`precision` must be one of {', '.join(MAP_PRECISIONS)}")
     if precision == "auto":
         wanted = "fp16" if gpu else "int8"
         if wanted not in files:

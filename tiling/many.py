@@ -26,7 +26,7 @@ from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import write_run_outputs
 from .run_records import RunRecords, RunSpec, is_run_directory, sha256_file
-from .scene_list import common_root, expand_scenes, map_path, shard_of
+from .scene_list import check_shard, common_root, expand_scenes, map_path, shard_of
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = get_args(Engine)
@@ -56,8 +56,7 @@ class ManyConfig:
             raise InputError(f"`progress` must be one of {', '.join(get_args(ProgressMode))}, got {self.progress!r}")
         if self.max_failures is not None and self.max_failures < 1:
             raise InputError(f"`max_failures` must be at least 1, got {self.max_failures}")
-        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
-            raise InputError(f"`shard` {self.shard}: I must be 0 <= I < N")
+        check_shard(self.shard)
 
 
 @dataclass

@@ -78,9 +78,15 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         index, count = (int(v) for v in text.split("/"))
     except ValueError as exc:
         raise InputError(f"`shard` takes I/N, e.g. 0/4, got {text!r}") from exc
-    if count < 1 or not 0 <= index < count:
-        raise InputError(f"`shard` {text}: I must be 0 <= I < N (0-based, like SLURM_ARRAY_TASK_ID from 0)")
+    check_shard((index, count))
     return index, count
+
+
+def check_shard(shard: tuple[int, int] | None) -> None:
+    """Shard I of N exists: 0 <= I < N."""
+    if shard is not None and (shard[1] < 1 or not 0 <= shard[0] < shard[1]):
+        raise InputError(f"`shard` {shard[0]}/{shard[1]}: I must be 0 <= I < N (0-based, like "
+                         "SLURM_ARRAY_TASK_ID from 0)")
 
 
 def shard_of(scenes: list[Path], shard: tuple[int, int] | None) -> list[Path]:

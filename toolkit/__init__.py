@@ -38,7 +38,7 @@ _API = {
     "LutError": "lut.toolkit.core.errors", "InputError": "lut.toolkit.core.errors",
     "FormatError": "lut.toolkit.core.errors", "OwnershipError": "lut.toolkit.core.errors",
     "RunFailed": "lut.toolkit.core.errors", "HubUnreachable": "lut.toolkit.core.errors",
-    "PartialRun": "lut.toolkit.core.errors", "Interrupted": "lut.toolkit.core.errors",
+    "Interrupted": "lut.toolkit.core.errors",
     "LutWarning": "lut.toolkit.core.errors",
 }
 

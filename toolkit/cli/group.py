@@ -17,8 +17,7 @@ import click
 from lut.toolkit.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 
 #: library parameters whose flag is not `--` + the name with dashes (`name=value` as the library writes it)
-FLAG_OF = {"resample=False": "--no-resample", "split_guard=False": "--all-images", "sources": "--data",
-           "progress=False": "--quiet", "num_workers": "--workers"}
+FLAG_OF = {"resample=False": "--no-resample", "sources": "--data"}
 _PARAM = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`]*))?`")
 
 

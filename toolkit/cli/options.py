@@ -66,8 +66,7 @@ def _strategies(text: str):
 
 def _grid_item(text: str):
     from lut.toolkit.study.recipe_grid import parse_grid
-    parse_grid([text])  # checked here; the command parses the whole list
-    return text
+    return parse_grid([text])
 
 
 BANDS = Parsed("bands", _bands)

@@ -138,13 +138,12 @@ def compare(backbones, strategies, train_labels, efficiency_strategies, grid, da
             image_size, train, output, dist):
     """Run a grid of finetune runs and write the study's tables (resumable: finished cells are cached)."""
     from lut.toolkit.study.compare import CompareConfig, run_compare
-    from lut.toolkit.study.recipe_grid import parse_grid
 
     cfg = CompareConfig(
         backbones=[b.strip() for b in backbones.split(",") if b.strip()], strategies=strategies,
         train_labels=train_labels, efficiency_strategies=efficiency_strategies,
         data=data, synthetic_images=synthetic_images, bands=bands, image_size=image_size,
-        train=train, dist=dist, grid=parse_grid(grid), output=output)
+        train=train, dist=dist, grid={k: v for item in grid for k, v in item.items()}, output=output)
     result = run_compare(cfg)
     if result is not None:  # None on the other ranks of a torchrun/srun run
         click.echo(f"results: {result['output'] / 'results.md'}")

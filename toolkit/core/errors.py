@@ -55,12 +55,6 @@ class HubUnreachable(LutError, ConnectionError):
     exit_code = EXIT_HUB_UNREACHABLE
 
 
-class PartialRun(LutError):
-    """A many-scene run in which some scenes failed; the others' maps are written."""
-
-    exit_code = EXIT_PARTIAL
-
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143), with what was kept or removed."""
 

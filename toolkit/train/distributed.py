@@ -21,13 +21,12 @@ from typing import Any, Callable, Literal, get_args
 import numpy as np
 import torch
 
-from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, LutError
+from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, LutError, RunFailed
 from lut.toolkit.core.formats import TRAIN_PRECISIONS, TrainPrecision
 from lut.toolkit.core.machine import cpu_cores
 
 Accelerator = Literal["auto", "cpu", "gpu"]
 ACCELERATORS: tuple[str, ...] = get_args(Accelerator)
-PRECISIONS = TRAIN_PRECISIONS
 StartMethod = Literal["spawn", "fork"]
 START_METHODS: tuple[str, ...] = get_args(StartMethod)
 
@@ -51,8 +50,8 @@ class DistConfig:
             raise InputError(f"`devices` and `nodes` must be at least 1, got {self.devices} and {self.nodes}")
         if self.accelerator not in ACCELERATORS:
             raise InputError(f"`accelerator` must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise InputError(f"`precision` must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
         if self.start_method not in START_METHODS:
             raise InputError(f"the start method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
         if batch_size is not None and batch_size % self.world_size:
@@ -224,7 +223,7 @@ def _rank_failure(errors: Path, exc: Exception | None) -> LutError | Interrupted
         return Interrupted()
     first = str(exc).strip().splitlines()
     detail = next((line for line in reversed(first) if line.strip()), type(exc).__name__)
-    return LutError(f"a training rank failed: {detail[:200]}")
+    return RunFailed(f"a training rank failed: {detail[:200]}")
 
 
 @dataclass(frozen=True)
