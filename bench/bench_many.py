@@ -143,7 +143,8 @@ def baseline_rate(tree: Path, scene: Path, bundle: Path, tmp: Path) -> float:
 def read_section(args, scene: Path) -> None:
     """Reading alone (GDAL strips and validity masks, nothing else): the bound every variant above shares."""
     from lut.tiling.grid import PatchGrid
-    from lut.toolkit.core.scene import ChunkReader
+    from lut.toolkit.core.chunks import ChunkReader
+    from lut.toolkit.core.scene import open_raster
 
     grid = PatchGrid(args.size, args.size, 224, 224)
     print("reading strips alone (ChunkReader), best of", args.repeats)
@@ -151,7 +152,8 @@ def read_section(args, scene: Path) -> None:
         best = 0.0
         for _ in range(args.repeats):
             start = time.perf_counter()
-            windows = sum(len(c.offsets) for c in ChunkReader(scene, (1, 2, 3), None, grid, threads=threads).chunks())
+            windows = sum(len(c.offsets) for c in ChunkReader(lambda: open_raster(scene), (1, 2, 3), None, grid,
+                                                                     threads=threads).chunks())
             best = max(best, windows / (time.perf_counter() - start))
         print(f"  {threads} reading thread(s)                          {best:8.0f} windows/s")
 

@@ -16,6 +16,7 @@ from lut.toolkit.gis.change import ChangeConfig, ChangeOutputs, ChangeResult, ch
 
 from .classify import ClassifyConfig, ClassifyResult, MapOutputs, check_outputs as check_map_outputs, classify_scene
 from .deployed import load_deployed
+from .scene_plan import open_source
 
 
 @dataclass
@@ -37,13 +38,13 @@ def change_scenes(cfg: ChangeConfig, template: ClassifyConfig) -> SceneChange:
 
     Each step is logged at INFO on the `lut.tiling.change_scenes` logger."""
     maps = map_paths(cfg.output)
-    runs = [replace(template, scene=Path(scene), output=target, confidence=True, preview=None, vector=None,
+    runs = [replace(template, scene=str(scene), output=target, confidence=True, preview=None, vector=None,
                     overwrite=cfg.overwrite)
             for scene, target in zip((cfg.before, cfg.after), maps)]
     compare = replace(cfg, before=maps[0], after=maps[1])
     for run in runs:
         run.check()
-        check_map_outputs(run, MapOutputs.of(run))
+        check_map_outputs(run, MapOutputs.of(run), open_source(run))
     check_outputs(cfg, ChangeOutputs.of(cfg.output, cfg.preview))
     t = template
     model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)  # once, for both scenes

@@ -8,6 +8,7 @@ flat whatever the scene's size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,27 +22,33 @@ from lut.toolkit.core.errors import InputError, recorded_warnings, warn
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
 from lut.toolkit.core.radiometry import BandRule
-from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area, raster_gsd
+from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area
 from lut.toolkit.core.store import DEFAULT_STORE
 from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
+from lut.toolkit.core.chunks import ChunkReader
+from lut.toolkit.core.masks import parse_rule
+from lut.toolkit.core.ownership import is_lut_probabilities
+from lut.toolkit.core.sources import HrefMap, SceneSource
+
 from .deployed import DeployedModel, load_deployed
 from .feeder import BatchProducer, Preparer, default_readers
-from .footprint import Footprint, plan_footprint
 from .grid import PatchGrid
-from lut.toolkit.core.scene import ChunkReader, check_nodata, choose_rule, open_raster, scene_bands
+from .scene_plan import ScenePlan, open_source, plan_scene
 from .summary import area_summary, format_summary, write_preview
-from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, map_legend, to_cog
+from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, ProbabilityWriter, map_legend, to_cog
 
 
 #: a window with less than this fraction of valid pixels is written as nodata: with fewer, the filled
 #: window is mostly the fill, and its class would be a guess.
 MIN_VALID = 0.25
+#: a scaling that clips more than this share of the valid pixels is refused (`max_clipped`)
+MAX_CLIPPED = 0.2
 
 
 @dataclass
 class ClassifyConfig:
-    scene: Path
+    scene: Path | str  # a raster file or URL, band files (red=a.tif,...) or a STAC item (see core/sources.py)
     output: Path
     model: Path | None = None
     precision: str = "auto"
@@ -68,10 +75,27 @@ class ClassifyConfig:
     # 4; 0: one thread reads and prepares, as lut did before the feeder had pools)
     uint8_graph: bool = True  # uint8 windows normalised inside the model's graph (False: by numpy, per window)
     store: Path = DEFAULT_STORE
+    channels: tuple[str, ...] | None = None  # band names to pick from band files and STAC items (red,green,blue)
+    href_map: tuple[str, ...] = ()  # OLD=NEW href prefix rewrites (mirrors, local copies)
+    mask: Path | str | None = None  # a quality raster; default: the scene's own (a STAC SCL/qa_pixel asset)
+    mask_rule: str | None = None  # scl, qa_pixel, bqa, values:..., bits:... (default: from the mask's name)
+    mask_dilate: int = 0  # grow the masked area by this many pixels
+    use_mask: bool = True  # False: ignore the scene's own mask asset
+    max_clipped: float = MAX_CLIPPED
+    probabilities: bool = False  # also write NAME.probabilities.tif: per-class probabilities (K uint8 bands, %)
 
     def check(self) -> None:
         if not 0.0 <= self.min_valid <= 1.0:
             raise InputError(f"`min_valid` must be a fraction between 0 and 1, got {self.min_valid}")
+        if not 0.0 <= self.max_clipped <= 1.0:
+            raise InputError(f"`max_clipped` must be a fraction between 0 and 1, got {self.max_clipped}")
+        if self.mask_dilate < 0:
+            raise InputError(f"`mask_dilate` must be 0 or more pixels, got {self.mask_dilate}")
+        if self.mask_rule is not None:
+            parse_rule(self.mask_rule)
+        if self.mask is not None and not self.use_mask:
+            raise InputError("`mask` and `use_mask=False` contradict each other: drop one")
+        HrefMap.parse(self.href_map)
         check_gsd(self.gsd)
         if self.vector_min_area is not None and self.vector is None:
             raise InputError("`vector_min_area` applies to `vector` polygons: add `vector` FILE.gpkg")
@@ -97,6 +121,7 @@ class ClassifyResult:
     warnings: list[str] = field(default_factory=list)
     low_valid: int = 0
     why: str = ""
+    masked_pixels: int = 0
 
     @property
     def patches_per_second(self) -> float:
@@ -145,6 +170,15 @@ class CellAccumulator:
         counts = np.bincount(cls[seen], weights=valid_per_cell[seen], minlength=self.probs.shape[-1])
         return cls_px, conf_px, counts.astype(np.int64)
 
+    def row_probabilities(self, cell_row: int, valid: np.ndarray) -> np.ndarray:
+        """(K, rows, width) uint8 class probabilities in percent of one cell row, 255 where not mapped."""
+        hits = self.hits[cell_row]
+        mean = self.probs[cell_row] / np.maximum(hits, 1)[:, None]
+        cells = np.where(hits[:, None] > 0, np.round(mean * 100), CONFIDENCE_NODATA).astype(np.uint8)
+        out = np.repeat(np.repeat(cells.T, self.widths, axis=1)[:, None], int(self.heights[cell_row]), axis=1)
+        out[:, ~valid] = CONFIDENCE_NODATA
+        return out
+
 
 def classify_scene(cfg: ClassifyConfig, model: DeployedModel | None = None) -> ClassifyResult:
     """Classify one scene into a georeferenced land-use map with its summary and legend sidecars.
@@ -169,36 +203,6 @@ def classify_scene(cfg: ClassifyConfig, model: DeployedModel | None = None) -> C
 
 
 @dataclass
-class ScenePlan:
-    """Everything decided about a scene before the first window is read."""
-
-    bands: tuple[int, ...]
-    rule: BandRule
-    footprint: Footprint
-    grid: PatchGrid
-    profile: dict
-
-
-def plan_scene(cfg: ClassifyConfig, model: DeployedModel) -> ScenePlan:
-    with open_raster(cfg.scene) as src:
-        bands = scene_bands(src, cfg.bands, model.rule.bands if model.rule else None)
-        check_nodata(src, cfg.nodata, bands)
-        rule = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset)
-        gsd = cfg.gsd or raster_gsd(src)
-        footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, str(cfg.scene))
-        profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
-        if src.crs is None:
-            warn(f"{cfg.scene} has no CRS; the map is written without one")
-    window = footprint.window_px
-    grid = PatchGrid(profile["height"], profile["width"], window, cfg.stride or window)
-    factor = (window / grid.stride) ** 2
-    if factor >= 16:
-        warn(f"--stride {grid.stride} makes {grid.windows:,} windows, about {factor:.0f}x the work of the "
-             f"default stride {window}")
-    return ScenePlan(bands, rule, footprint, grid, profile)
-
-
-@dataclass
 class MapOutputs:
     """A map and the sidecars that change with it: summary, GDAL/QGIS legend, and optional preview and
     polygons."""
@@ -209,12 +213,14 @@ class MapOutputs:
     qml: Path
     preview: Path | None = None
     vector: Path | None = None
+    probabilities: Path | None = None
 
     @classmethod
     def of(cls, cfg: ClassifyConfig) -> MapOutputs:
         output = Path(cfg.output)
         aux, qml = sidecars(output)
-        optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector)]
+        probabilities = probabilities_path_of(output) if cfg.probabilities else None
+        optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector, probabilities)]
         return cls(output, summary_path_of(output), aux, qml, *optional)
 
     def named(self) -> dict[str, Path]:
@@ -222,13 +228,13 @@ class MapOutputs:
 
 
 _OWNED = {"map": is_lut_map, "summary": is_lut_summary, "aux": is_lut_legend, "qml": is_lut_legend,
-          "preview": is_lut_preview, "vector": is_lut_vector}
+          "preview": is_lut_preview, "vector": is_lut_vector, "probabilities": is_lut_probabilities}
 
 
-def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs) -> None:
+def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs, source: SceneSource | None = None) -> None:
     """Every output is new, or lut's own under --overwrite; none is an input or another output. Checked
     before any work."""
-    inputs = [cfg.scene, cfg.model]
+    inputs = [*(source.files if source else [cfg.scene]), cfg.mask, cfg.model]
     seen: dict[Path, str] = {}
     for name, path in outputs.named().items():
         check_output_file(path, cfg.overwrite, _OWNED[name], inputs, name)
@@ -241,32 +247,31 @@ def summary_path_of(output: Path) -> Path:
     return Path(output).with_suffix(".summary.json")
 
 
+def probabilities_path_of(output: Path) -> Path:
+    return Path(output).with_suffix(".probabilities.tif")
+
+
 def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResult:
     cfg.check()
     outputs = MapOutputs.of(cfg)
-    check_outputs(cfg, outputs)
     with recorded_warnings() as notes:
+        source = open_source(cfg)
+        check_outputs(cfg, outputs, source)
         if model is None:
             model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
-        plan = plan_scene(cfg, model)
+        plan = plan_scene(cfg, model, source)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
         sieve_size(cfg.vector_config(), pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]),
                    str(cfg.scene))
     named = outputs.named()
     with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
         temps = dict(zip(named, temp_list))
-        run = _run(cfg, model, plan, temps["map"])
+        run = _run(cfg, model, plan, temps["map"], temps.get("probabilities"))
         if run.patches == 0:
-            notes.append(f"{cfg.scene} holds no valid pixels; the map is all nodata")
+            why = "every valid pixel is masked" if run.masked_pixels else "it holds no valid pixels"
+            notes.append(f"{source.name}: {why}; the map is all nodata")
             warn(notes[-1])
-        summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
-                               run.nodata_pixels)
-        summary.update(format=SUMMARY_FORMAT, scene=str(Path(cfg.scene).resolve()), map=str(outputs.map.resolve()),
-                       model=str(model.path), precision=model.precision, precision_reason=model.why,
-                       device=model.device, window=plan.footprint.to_dict(), stride=plan.grid.stride,
-                       bands=list(plan.bands), scaling=plan.rule.to_dict(), min_valid=cfg.min_valid,
-                       patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
-                       seconds=run.seconds, warnings=notes)
+        summary = _summary(cfg, model, plan, run, outputs, notes)
         write_legend(map_legend(model.classes, run.counts, summary["pixel_area_m2"], cfg.confidence),
                      temps["aux"], temps["qml"])
         if cfg.preview is not None:
@@ -279,7 +284,28 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
         temps["summary"].write_text(json.dumps(summary, indent=2))
     return ClassifyResult(outputs.map, outputs.summary, summary, run.patches, run.skipped, run.seconds,
                           str(model.path), model.precision, model.device, plan.rule.to_dict(), notes, run.low_valid,
-                          model.why)
+                          model.why, run.masked_pixels)
+
+
+def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: RunStats, outputs: MapOutputs,
+             notes: list[str]) -> dict:
+    summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
+                           run.nodata_pixels)
+    source = plan.source
+    scene = str(Path(source.spec).resolve()) if source.files and source.channels is None else source.spec
+    pixels = plan.profile["width"] * plan.profile["height"]
+    summary.update(format=SUMMARY_FORMAT, scene=scene, map=str(outputs.map.resolve()),
+                   model=str(model.path), precision=model.precision, precision_reason=model.why,
+                   device=model.device, window=plan.footprint.to_dict(), stride=plan.grid.stride,
+                   bands=list(plan.bands), channels=list(source.channels or []), scaling=plan.rule.to_dict(),
+                   radiometry=plan.radiometry, min_valid=cfg.min_valid,
+                   mask=None if plan.mask is None else {
+                       **plan.mask.to_dict(), "masked_pixels": run.masked_pixels,
+                       "masked_percent": round(100.0 * run.masked_pixels / max(pixels, 1), 3)},
+                   probabilities=None if outputs.probabilities is None else str(outputs.probabilities.resolve()),
+                   patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
+                   seconds=run.seconds, warnings=notes)
+    return summary
 
 
 @dataclass
@@ -289,14 +315,17 @@ class RunStats:
     skipped: int = 0
     low_valid: int = 0
     nodata_pixels: int = 0
+    masked_pixels: int = 0
     seconds: float = 0.0
 
 
-def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path) -> RunStats:
-    """Stream the scene through the model into `target` (a temporary path)."""
+def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path,
+         probabilities: Path | None = None) -> RunStats:
+    """Stream the scene through the model into `target` (a temporary path), and the class probabilities
+    into `probabilities` when given."""
     grid = plan.grid
     readers = default_readers() if cfg.readers is None else cfg.readers
-    reader = ChunkReader(Path(cfg.scene), plan.bands, cfg.nodata, grid, threads=max(1, readers))
+    reader = ChunkReader(plan.source.open, plan.bands, cfg.nodata, grid, threads=max(1, readers), mask=plan.mask)
     preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch, cfg.uint8_graph)
     producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
@@ -304,10 +333,16 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
     stats = RunStats(np.zeros(len(model.classes), np.int64))
     start = time.perf_counter()
     try:
-        writer = ClassMapWriter(writer_path, plan.profile, model.classes, cfg.confidence)
-        bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
-        producer.start()
-        try:
+        with contextlib.ExitStack() as stack:
+            writer = ClassMapWriter(writer_path, plan.profile, model.classes, cfg.confidence)
+            stack.callback(writer.close)
+            probs = None if probabilities is None else ProbabilityWriter(probabilities, plan.profile, model.classes)
+            if probs is not None:
+                stack.callback(probs.close)
+            bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
+            stack.callback(bar.close)
+            producer.start()
+            stack.callback(producer.close)
             while (batch := producer.out.get()) is not None:
                 pixels = batch.pixels.result()
                 if len(batch.where):
@@ -318,16 +353,9 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
                 stats.skipped += batch.skipped
                 stats.low_valid += batch.low_valid
                 bar.update(len(batch.where) + batch.skipped + batch.low_valid)
-                for cell_row, valid in batch.finished_rows:
-                    cls, conf, counts = accumulator.row_pixels(cell_row, valid)
-                    stats.nodata_pixels += cls.size - int(counts.sum())
-                    writer.write_rows(int(grid.y_edges[cell_row]), cls, conf, counts)
+                _write_rows(batch, accumulator, writer, probs, stats)
             if producer.error is not None:
                 raise producer.error
-        finally:
-            producer.close()
-            bar.close()
-            writer.close()
         if cfg.cog:
             to_cog(writer_path, target)
     finally:
@@ -336,6 +364,19 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
     stats.counts = writer.counts
     stats.seconds = time.perf_counter() - start
     return stats
+
+
+def _write_rows(batch, accumulator: CellAccumulator, writer: ClassMapWriter, probs: ProbabilityWriter | None,
+                stats: RunStats) -> None:
+    """The cell rows this batch finished, into the map (and the probabilities)."""
+    for cell_row, valid, masked in batch.finished_rows:
+        y0 = int(accumulator.grid.y_edges[cell_row])
+        cls, conf, counts = accumulator.row_pixels(cell_row, valid)
+        stats.nodata_pixels += cls.size - int(counts.sum())
+        stats.masked_pixels += masked
+        writer.write_rows(y0, cls, conf, counts)
+        if probs is not None:
+            probs.write_rows(y0, accumulator.row_probabilities(cell_row, valid))
 
 
 __all__ = ["ClassifyConfig", "ClassifyResult", "classify_scene", "format_summary"]

@@ -28,7 +28,7 @@ from .run_records import make_row
 
 @dataclass(frozen=True)
 class Job:
-    scene: Path
+    scene: str  # a scene argument (scene_list.expand_scenes)
     target: Path
 
 
@@ -65,7 +65,8 @@ class SceneWorker:
 def clean_temps(jobs: list[Job]) -> None:
     """Remove the temporary files that dead worker processes left for these jobs' outputs."""
     remove_stale_temps_for([path for job in jobs for path in
-                            MapOutputs.of(ClassifyConfig(scene=job.scene, output=job.target)).named().values()])
+                            MapOutputs.of(ClassifyConfig(scene=job.scene, output=job.target,
+                                                           probabilities=True)).named().values()])
 
 
 def run_local(jobs: list[Job], spec: WorkerSpec, stop: Callable[[], bool]) -> Iterator[dict]:

@@ -22,7 +22,7 @@ from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.resample import resize_chw
 
 from .grid import PatchGrid
-from lut.toolkit.core.scene import ChunkReader
+from lut.toolkit.core.chunks import ChunkReader
 
 
 def default_readers() -> int:
@@ -35,7 +35,8 @@ def default_readers() -> int:
 class Batch:
     pixels: Future  # -> float32 (n, 3, S, S), or (uint8 (a, 3, S, S), float32 (n - a, 3, S, S)) for the uint8 graph
     where: list[tuple[int, int]]  # window (row, col) of each item, in that order
-    finished_rows: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (cell row, valid mask rows)
+    # (cell row, its valid pixels, how many of its pixels the cloud/quality mask removed)
+    finished_rows: list[tuple[int, np.ndarray, int]] = field(default_factory=list)
     skipped: int = 0
     low_valid: int = 0
 
@@ -133,7 +134,7 @@ class BatchProducer(threading.Thread):
         partial: list[tuple[np.ndarray, np.ndarray]] = []
         partial_where: list[tuple[int, int]] = []
         finished: list[tuple[int, np.ndarray]] = []
-        pending: dict[int, np.ndarray] = {}  # validity of cell rows being assembled, chunk by chunk
+        pending: dict[int, list] = {}  # [validity, masked count] of cell rows being assembled, chunk by chunk
 
         def submit() -> None:
             slot = filled % slots
@@ -169,12 +170,16 @@ class BatchProducer(threading.Thread):
             self._put(Batch(self._submit(np.empty, (0, bands, size, size), np.float32), [], finished,
                             skipped, low))
 
-    def _finish_rows(self, chunk, pending: dict[int, np.ndarray], finished: list) -> None:
+    def _finish_rows(self, chunk, pending: dict[int, list], finished: list) -> None:
         g = self.grid
         y_row = int(g.y_origins[chunk.row])
         for cell_row in g.cells_final_after(chunk.row):
             top, bottom = int(g.y_edges[cell_row]), int(g.y_edges[cell_row + 1])
-            mask = pending.setdefault(cell_row, np.zeros((bottom - top, g.width), bool))
-            mask[:, chunk.x_start:chunk.x_start + chunk.width] = chunk.valid[top - y_row:bottom - y_row, :chunk.width]
+            entry = pending.setdefault(cell_row, [np.zeros((bottom - top, g.width), bool), 0])
+            rows = slice(top - y_row, bottom - y_row)
+            entry[0][:, chunk.x_start:chunk.x_start + chunk.width] = chunk.valid[rows, :chunk.width]
+            if chunk.masked is not None:
+                entry[1] += int(chunk.masked[rows, :chunk.width].sum())
             if chunk.last:
-                finished.append((cell_row, pending.pop(cell_row)))
+                valid, masked = pending.pop(cell_row)
+                finished.append((cell_row, valid, masked))

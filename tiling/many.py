@@ -26,7 +26,7 @@ from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import write_run_outputs
 from .run_records import RunRecords, RunSpec, is_run_directory, sha256_file
-from .scene_list import check_shard, common_root, expand_scenes, map_path, shard_of
+from .scene_list import check_shard, common_root, expand_scenes, map_path, name_path, shard_of
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[str, ...] = get_args(Engine)
@@ -89,12 +89,16 @@ def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions) -> tupl
     gpu = template.device != "cpu" and (ray.gpus_per_worker > 0 if engine == "ray" else gpu_usable())
     precision, path, _ = pick_file(onnx_dir, bundle, template.precision, gpu)
     t = replace(template, model=onnx_dir, precision=precision)
+    if t.mask is not None:
+        raise InputError("`mask` names one scene's quality raster; in a many-scene run each scene brings its own "
+                         "(a STAC mask asset, or mask=FILE in its band files)")
     spec = RunSpec(str(onnx_dir.resolve()), sha256_file(path), precision, t.stride, t.bands, t.scale, t.nodata,
-                   t.reflectance_offset, t.min_valid, t.gsd, t.resample, t.batch_size, t.confidence, t.cog)
+                   t.reflectance_offset, t.min_valid, t.gsd, t.resample, t.batch_size, t.confidence, t.cog,
+                   t.channels, t.href_map, t.mask_rule, t.mask_dilate, t.use_mask, t.max_clipped, t.probabilities)
     return t, spec
 
 
-def check_run_directory(cfg: ManyConfig, scenes: list[Path]) -> None:
+def check_run_directory(cfg: ManyConfig, scenes: list[str]) -> None:
     out = Path(cfg.output)
     check_not_input(out, [*scenes, *(s for s in cfg.scenes if Path(s).is_dir())], "output directory")
     if out.exists() and not out.is_dir():
@@ -128,7 +132,7 @@ class Progress:
         if self.mode == "json":
             log.info(json.dumps(row))
         elif self.mode == "lines":
-            name = Path(row["scene"]).relative_to(self.root)
+            name = name_path(row["scene"]).relative_to(self.root)
             line = (f"[{self.done}/{self.total}] {row['status']} {name} {row['patches']} patches "
                     f"{row['seconds']:.1f} s" + (f": {row['error']}" if row["error"] else ""))
             if sys.stderr.isatty():

@@ -25,6 +25,9 @@ from lut.toolkit.core.formats import RUN_FORMAT
 
 
 
+_ADDED = ("channels", "href_map", "mask_rule", "mask_dilate", "use_mask", "max_clipped", "probabilities")
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that changes a map's pixels."""
@@ -43,10 +46,20 @@ class RunSpec:
     batch_size: int  # dynamic INT8 maps depend on it
     confidence: bool
     cog: bool
+    channels: tuple[str, ...] | None = None
+    href_map: tuple[str, ...] = ()
+    mask_rule: str | None = None
+    mask_dilate: int = 0
+    use_mask: bool = True
+    max_clipped: float = 0.2
+    probabilities: bool = False
 
     @property
     def hash(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        """Fields added since lut-run/1 count only when set, so runs made before them still resume."""
+        later = {f.name: f.default for f in dataclasses.fields(self) if f.name in _ADDED}
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if not (k in later and v == later[k])}
+        text = json.dumps(fields, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict:
@@ -82,7 +95,8 @@ class RunRecords:
             if old.get("config_hash") == spec.hash:
                 return True
             if not overwrite:
-                changed = sorted(k for k, v in spec.to_json().items() if old.get(k) != v and k != "config_hash")
+                new = json.loads(json.dumps(spec.to_json()))
+                changed = sorted(k for k, v in new.items() if old.get(k) != v and k != "config_hash")
                 raise OwnershipError(f"{self.out} holds a run made with another configuration ({', '.join(changed)} "
                                "differ); pass `overwrite=True` to redo it with this one, or choose another -o")
             for rows in self.out.glob("run*.jsonl"):

@@ -16,6 +16,7 @@ from rasterio.enums import ColorInterp
 
 from lut.toolkit.gis.legend import Category, Legend, class_colours
 from lut.toolkit.core.ownership import MAP_FORMAT, MAP_TAG
+from lut.toolkit.core.formats import PROBABILITIES_FORMAT
 from lut.toolkit.core.raster import gdal_env, overview_factors
 from lut.toolkit.core.formats import MAP_NODATA as NODATA, CONFIDENCE_NODATA
 
@@ -68,6 +69,43 @@ class ClassMapWriter:
         if counts is None:
             counts = np.bincount(classes.ravel(), minlength=256)[: len(self.classes)]  # nodata lands in 255
         self.counts += counts
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+class ProbabilityWriter:
+    """Per-class probabilities beside a map: one uint8 band per class in percent (0-100), 255 = nodata,
+    each band named after its class. It adds K bytes per pixel before compression (six classes: six times
+    the class band); `lut composite` averages them over dates."""
+
+    def __init__(self, path: Path, src_profile: dict, classes: list[str]) -> None:
+        import rasterio
+
+        profile = {
+            "driver": "GTiff", "width": src_profile["width"], "height": src_profile["height"], "count": len(classes),
+            "dtype": "uint8", "nodata": CONFIDENCE_NODATA, "crs": src_profile.get("crs"),
+            "transform": src_profile["transform"], "tiled": True, "blockxsize": 256, "blockysize": 256,
+            "compress": "deflate", "interleave": "band",
+        }
+        self.stack = contextlib.ExitStack()
+        try:
+            self.stack.enter_context(gdal_env(pam=False))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.dst = self.stack.enter_context(rasterio.open(path, "w", **profile))
+        except BaseException:
+            self.stack.close()
+            raise
+        self.dst.update_tags(class_names=",".join(classes), **{MAP_TAG: PROBABILITIES_FORMAT})
+        for i, name in enumerate(classes, start=1):
+            self.dst.set_band_description(i, f"probability of {name}, percent ({CONFIDENCE_NODATA} = nodata)")
+
+    def write_rows(self, y0: int, probabilities: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        k, h, w = probabilities.shape
+        self.dst.write(probabilities, window=Window(0, y0, w, h))
 
     def close(self) -> None:
         self.stack.close()

@@ -66,9 +66,9 @@ def rows(out):
 def test_scene_lists_globs_directories_and_at_files(scenes, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("# my tiles\nscenes/2020/T0.tif\n\nscenes/2025/T1.tif\n")
-    assert expand_scenes([f"@{listing}"]) == [scenes / "2020/T0.tif", scenes / "2025/T1.tif"]
+    assert expand_scenes([f"@{listing}"]) == [str(scenes / "2020/T0.tif"), str(scenes / "2025/T1.tif")]
     assert expand_scenes([str(scenes / "*" / "T0.tif"), str(scenes / "2020")]) == [
-        scenes / "2020/T0.tif", scenes / "2020/T1.tif", scenes / "2025/T0.tif"]
+        str(scenes / "2020/T0.tif"), str(scenes / "2020/T1.tif"), str(scenes / "2025/T0.tif")]
     assert map_path(scenes / "2025/T1.tif", scenes, tmp_path / "o") == tmp_path / "o/2025/T1.landuse.tif"
     for bad, message in ((str(scenes / "*.jp2"), "matches no file"), ("@nope.txt", "does not exist"),
                          (str(tmp_path / "missing.tif"), "does not exist")):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import BANDS, MAP_PRECISION, SHARD, show_progress
+from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 
 @click.command()
 @click.argument("scenes", nargs=-1, required=True)
@@ -37,6 +37,8 @@ from .options import BANDS, MAP_PRECISION, SHARD, show_progress
               help="Read windows at the model's input size, whatever the scene's and the training chips' resolution.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--confidence", is_flag=True, help="Add a band with the winning probability (0-100).")
+@click.option("--probabilities", is_flag=True,
+              help="Also write NAME.probabilities.tif: one uint8 band per class, percent (for lut composite).")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
 @click.option("--preview", default=None, type=click.Path(path_type=Path), help="Also write a PNG quick-look.")
 @click.option("--vector", default=None, type=click.Path(path_type=Path),
@@ -64,19 +66,23 @@ from .options import BANDS, MAP_PRECISION, SHARD, show_progress
               help="Replace a map (with its sidecars) that lut wrote; for -o DIR, redo a run made with another "
                    "configuration.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@scene_options
 def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, confidence, cog, preview, vector, vector_min_area, engine, workers,
-             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, progress_mode, overwrite, quiet):
-    """Classify GeoTIFF SCENES into georeferenced land-use maps.
+             no_resample, batch_size, confidence, probabilities, cog, preview, vector, vector_min_area, engine, workers,
+             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, progress_mode, overwrite, quiet,
+             scene_opts):
+    """Classify SCENES into georeferenced land-use maps.
 
     \b
+    A scene is a raster file or URL (https://, s3://), band files red=B4.tif,green=B3.tif,blue=B2.tif
+    (with an optional mask=QA.tif), or a STAC Item JSON (file or URL; an ItemCollection maps each item).
     One scene and -o FILE.tif: that map. Several scenes, globs, directories or @list.txt and -o DIR:
     a resumable run with DIR/run.json, DIR/run.jsonl, a mosaic and summary.json; exit code 4 when
     some scenes failed."""
     from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
 
     template = ClassifyConfig(
-        scene=Path(scenes[0]), output=output, model=model, precision=precision, device=device, stride=stride,
+        scene=scenes[0], output=output, probabilities=probabilities, **scene_opts, model=model, precision=precision, device=device, stride=stride,
         bands=bands, scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
         min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
         cog=cog, preview=preview, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
@@ -99,13 +105,20 @@ def _many_scenes(scenes: tuple[str, ...], output: Path, many_options: bool) -> b
     """Several scenes (or a directory, glob or @list) or -o DIR make a many-scene run; one scene and
     -o FILE.tif is a single map."""
     one = len(scenes) == 1 and not scenes[0].startswith("@") and not any(ch in scenes[0] for ch in "*?[") \
-        and not Path(scenes[0]).is_dir()
+        and not Path(scenes[0]).is_dir() and not _is_collection(scenes[0])
     to_file = output.suffix.lower() in (".tif", ".tiff") and not output.is_dir()
     if one and to_file and many_options:
         raise click.UsageError("--engine, --shard and --max-failures apply to runs with -o DIR")
     if not one and to_file:
         raise click.UsageError(f"several scenes need -o DIR (a directory), not the file name {output}")
     return not (one and to_file)
+
+
+def _is_collection(scene: str) -> bool:
+    """A local STAC ItemCollection of several items: a many-scene run."""
+    from lut.toolkit.core.stac import is_stac, item_specs
+
+    return is_stac(scene) and "#" not in scene and Path(scene).is_file() and len(item_specs(scene)) > 1
 
 
 def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_worker, address, shard, retries,
@@ -127,8 +140,8 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
 
 
 @click.command()
-@click.argument("before", type=click.Path(path_type=Path))
-@click.argument("after", type=click.Path(path_type=Path))
+@click.argument("before")
+@click.argument("after")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Change GeoTIFF; NAME.json, NAME.matrix.csv, NAME.classes.csv and NAME.md go beside it.")
 @click.option("--min-confidence", default=None, type=click.FloatRange(0, 100),
@@ -144,21 +157,29 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
 @click.option("--bands", default=None, type=BANDS, help="With --model: the scenes' bands, as for classify.")
 @click.option("--overwrite", is_flag=True, help="Replace a change raster (and its sidecars) that lut wrote.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def change(before, after, output, min_confidence, preview, model, precision, device, bands, overwrite, quiet):
-    """Compare two land-use maps (or, with --model, two scenes): change raster and from-to matrix."""
+@scene_options
+def change(before, after, output, min_confidence, preview, model, precision, device, bands, overwrite, quiet,
+           scene_opts):
+    """Compare two land-use maps (or, with --model, two scenes): change raster and from-to matrix.
+
+    With --model, BEFORE and AFTER are scenes as classify takes them (files, URLs, band files, STAC items);
+    --mask applies to both, so give each its own mask through band files (mask=) or STAC items."""
     from lut.toolkit.gis.change import ChangeConfig, compute_change
 
-    cfg = ChangeConfig(before, after, output, min_confidence, preview, overwrite)
+    cfg = ChangeConfig(Path(before), Path(after), output, min_confidence, preview, overwrite)
     if model is None:
-        if bands is not None or precision != "auto" or device != "auto":
-            raise click.UsageError("--bands, --precision and --device apply only with --model (to classify scenes)")
+        scene_set = scene_opts["mask"] or scene_opts["channels"] or scene_opts["href_map"] or scene_opts["mask_rule"]
+        if bands is not None or precision != "auto" or device != "auto" or scene_set:
+            raise click.UsageError("--bands, --precision, --device and the scene options apply only with --model "
+                                   "(to classify scenes)")
         result = compute_change(cfg)
     else:
         from lut.tiling.change_scenes import change_scenes
         from lut.tiling.classify import ClassifyConfig
 
         template = ClassifyConfig(scene=before, output=output, model=model, precision=precision, device=device,
-                                  bands=bands, progress=show_progress(quiet))
+                                  bands=bands, progress=show_progress(quiet), **scene_opts)
+        cfg = ChangeConfig(before, after, output, min_confidence, preview, overwrite)
         result = change_scenes(cfg, template).change
     click.echo(result.transitions.markdown(f"{result.outputs.raster.name}"), nl=False)
     click.echo("\n".join(f"{k}: {v}" for k, v in result.outputs.named().items()))

@@ -69,7 +69,23 @@ def _grid_item(text: str):
     return parse_grid([text])
 
 
+def _channels(text: str):
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names:
+        from lut.toolkit.core.errors import InputError
+        raise InputError(f"`channels` takes band names such as red,green,blue, got {text!r}")
+    return names
+
+
+def _mask_rule(text: str):
+    from lut.toolkit.core.masks import parse_rule
+    parse_rule(text)
+    return text
+
+
 BANDS = Parsed("bands", _bands)
+CHANNELS = Parsed("names", _channels)
+MASK_RULE = Parsed("rule", _mask_rule)
 SHARD = Parsed("I/N", _shard)
 LABEL_COUNTS = Parsed("counts", _labels)
 STRATEGIES = Parsed("strategies", _strategies)
@@ -199,3 +215,32 @@ strategy_options = group(
         help="progressive: epochs between unfreezing blocks."),
     opt("--layer-decay", default=0.75, show_default=True, type=float, help="llrd: per-layer LR decay."),
 )
+
+
+def _scene(channels, href_map, mask, mask_rule, mask_dilate, no_mask, max_clipped):
+    return {"channels": channels, "href_map": tuple(href_map), "mask": mask, "mask_rule": mask_rule,
+            "mask_dilate": mask_dilate, "use_mask": not no_mask, "max_clipped": max_clipped}
+
+
+def scene_options(f):
+    """How a scene is read beyond its pixels (classify, change --model): band files and STAC items, hrefs,
+    cloud and quality masks, and the clipping check. Reaches the command as `scene_opts`, ClassifyConfig fields."""
+    return group(
+        "scene_opts", _scene,
+        opt("--channels", default=None, type=CHANNELS,
+            help="Band files and STAC items: the bands to stack as the model's input, by eo:bands common name or "
+                 "band name (default: red,green,blue)."),
+        opt("--href-map", multiple=True, metavar="OLD=NEW",
+            help="Rewrite hrefs starting with OLD to start with NEW (mirrors, requester-pays buckets, local "
+                 "copies); repeatable, the longest OLD wins."),
+        opt("--mask", default=None, help="A cloud/quality raster (SCL, QA_PIXEL, BQA, ...) for the scene: its "
+                                         "excluded pixels are nodata (default: the STAC item's mask asset)."),
+        opt("--mask-rule", default=None, type=MASK_RULE,
+            help="scl (excludes 0,1,3,8,9,10), qa_pixel, bqa, values:V,V,... or bits:B,LO-HI>=N,... "
+                 "(default: from the mask's name)."),
+        opt("--mask-dilate", default=0, show_default=True, type=click.IntRange(0),
+            help="Grow the masked area by this many scene pixels (cloud edges, shadows)."),
+        opt("--no-mask", is_flag=True, help="Ignore the mask asset a STAC item brings."),
+        opt("--max-clipped", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+            help="Refuse a scene when the scaling clips more than this share of its valid pixels."),
+    )(f)

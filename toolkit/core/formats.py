@@ -14,6 +14,8 @@ BUNDLE_FILE = "lut.json"
 BUNDLE_FORMAT = "lut"
 #: GeoTIFF tag, JSON `format` fields and PNG chunks
 MAP_FORMAT = "lut-map/1"
+PROBABILITIES_FORMAT = "lut-probabilities/1"
+COMPOSITE_FORMAT = "lut-composite/1"
 SUMMARY_FORMAT = "lut-summary/1"
 COMPARE_FORMAT = "lut-compare/1"
 LEGEND_FORMAT = "lut-legend/1"

@@ -15,7 +15,7 @@ from pathlib import Path
 from .atomic import check_writable_dir, refuse_existing
 from .bundle import is_lut_directory
 from .errors import InputError, OwnershipError
-from .formats import MAP_TAG, MAP_FORMAT, SUMMARY_FORMAT, COMPARE_FORMAT, PREVIEW_SOFTWARE
+from .formats import MAP_TAG, MAP_FORMAT, PROBABILITIES_FORMAT, SUMMARY_FORMAT, COMPARE_FORMAT, PREVIEW_SOFTWARE
 
 
 
@@ -93,6 +93,10 @@ def is_lut_map_tags(tags: dict) -> bool:
     # lut before the format tag wrote exactly these two tags on every map
     legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
     return tags.get(MAP_TAG) == MAP_FORMAT or legacy
+
+
+def is_lut_probabilities(path: Path) -> bool:
+    return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == PROBABILITIES_FORMAT
 
 
 def map_classes(tags: dict) -> list[str]:

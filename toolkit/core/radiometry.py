@@ -47,6 +47,7 @@ class Encoding:
     scale: float = 1.0
     offset: float = 0.0
     description: str = ""
+    source: str = ""  # what decided it: metadata, an option, or the pixel type (the fallback)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ which pixels are valid, how the values encode a physical quantity, and the groun
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,19 +38,34 @@ def valid_mask(src, data: np.ndarray, bands: tuple[int, ...], nodata: float | No
     return ~invalid
 
 
-def raster_encoding(src, bands: tuple[int, ...], p99: float | None = None,
-                    offset_dn: float | None = None) -> Encoding:
-    """The radiometry decision table applied to this raster and its metadata: the BOA_ADD_OFFSET tags of
-    the dataset and its bands (unless `offset_dn` is given) and GDAL scale/offset. `p99`: the 99th
-    percentile of valid values, needed for float rasters only."""
+def raster_encoding(src, bands: tuple[int, ...], p99: float | None = None, offset_dn: float | None = None,
+                    metadata_source: str | None = None) -> Encoding:
+    """The radiometry decision table applied to this raster and its metadata, in this order: GDAL band
+    scale/offset (which a STAC item or MTL set on a stacked scene: `metadata_source` names it), `offset_dn`
+    (the `reflectance_offset` option), the BOA_ADD_OFFSET tags of the dataset and its bands, and last the
+    pixel type. `p99`: the 99th percentile of valid values, needed for float rasters only. The encoding's
+    `source` says which decided."""
+    given = offset_dn is not None
     if offset_dn is None:
         tags = dict(src.tags())
         for b in bands:
             tags.update(src.tags(b))
-        offset_dn = boa_offset(tags) or 0.0
-    first = bands[0] - 1
-    return encoding_for(src.dtypes[first], p99, offset_dn, float(src.scales[first] or 1.0),
-                        float(src.offsets[first] or 0.0))
+        offset_dn = boa_offset(tags)
+    pairs = {(float(src.scales[b - 1] or 1.0), float(src.offsets[b - 1] or 0.0)) for b in bands}
+    if len(pairs) > 1:
+        raise InputError(f"the bands of {src.name} have different GDAL scales or offsets; lut applies one to all")
+    scale, offset = pairs.pop()
+    dtype = src.dtypes[bands[0] - 1]
+    encoding = encoding_for(dtype, p99, offset_dn or 0.0, scale, offset)
+    if np.dtype(dtype).kind in "iu" and np.dtype(dtype) != np.uint8 and (scale, offset) != (1.0, 0.0):
+        source = metadata_source or "GDAL band scale/offset"
+    elif given:
+        source = "`reflectance_offset`"
+    elif offset_dn is not None and encoding.quantity == "reflectance":
+        source = "BOA_ADD_OFFSET metadata"
+    else:
+        source = f"pixel type {np.dtype(dtype).name} (the fallback: no scale or offset in the metadata)"
+    return replace(encoding, source=source)
 
 
 def raster_gsd(src) -> float | None:

@@ -109,7 +109,7 @@ def _scene(spec: SourceSpec, default: tuple[int, ...] | None, pool: Pool) -> Non
         sample = decimated_sample(src, bands, None)
         if sample.size == 0:
             raise InputError(f"{spec.path} holds no valid pixels (all nodata, NaN or masked): drop it from `data`")
-        rule = choose_rule(src, bands, "auto", None, None, sample=sample)
+        rule = choose_rule(src, bands, "auto", None, None, sample=sample).rule
         pool.scenes.append(SceneSource(spec.path, bands, rule, src.width, src.height))
     pool.described.append({"kind": "scene", "path": str(spec.path.resolve()), "bands": list(bands),
                            "scaling": rule.description})

@@ -35,8 +35,8 @@ NEAREST_NOTE = "AFTER was warped onto BEFORE's grid with nearest-neighbour resam
 
 @dataclass
 class ChangeConfig:
-    before: Path
-    after: Path
+    before: Path | str  # maps; scenes as classify takes them (str) for `change_scenes`
+    after: Path | str
     output: Path
     min_confidence: float | None = None  # percent
     preview: Path | None = None
