@@ -101,13 +101,23 @@ def pixel_area(transform) -> float:
     return abs(transform.a * transform.e - transform.b * transform.d)
 
 
+#: remote reads: retry what servers say is temporary (429, 502-504), and never list a bucket "directory"
+#: to find sidecars (a request per file opened); the user's own environment variables win
+REMOTE_OPTIONS = {"GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "1",
+                  "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_TIMEOUT": "60"}
+
+
 def gdal_env(pam: bool = True):
-    """rasterio's GDAL settings for lut's reads and writes: the block cache capped, and (pam=False) GDAL's
-    own `.aux.xml` off, for writes through temporary names where GDAL would leave a sidecar named after
-    the temporary file (lut writes its legend sidecar itself)."""
+    """rasterio's GDAL settings for lut's reads and writes: the block cache capped, retries and no directory
+    listings for remote files (`REMOTE_OPTIONS`), and (pam=False) GDAL's own `.aux.xml` off, for writes
+    through temporary names where GDAL would leave a sidecar named after the temporary file (lut writes
+    its legend sidecar itself)."""
+    import os
+
     import rasterio
 
     options: dict[str, int | str] = {"GDAL_CACHEMAX": GDAL_CACHE_MB * 1024 * 1024}
+    options.update({k: v for k, v in REMOTE_OPTIONS.items() if k not in os.environ})
     if not pam:
         options["GDAL_PAM_ENABLED"] = "NO"
     return rasterio.Env(**options)

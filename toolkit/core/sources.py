@@ -133,7 +133,8 @@ def band_files_source(text: str, channels: tuple[str, ...], hrefs: HrefMap) -> S
         inputs.append(BandInput(channel, gdal_path(href), 1, radiometry))
     mask = files.get("mask")
     mask_path = None if mask is None else gdal_path(hrefs.apply(mask))
-    source = stack_source(text, text, inputs, [Path(p) for p in files.values() if not is_remote(p)])
+    local = [p for p in [*(b.path for b in inputs), mask_path] if p is not None and not is_remote(p)]
+    source = stack_source(text, text, inputs, [Path(p) for p in local])
     source.mask_path = mask_path
     return source
 
@@ -167,6 +168,9 @@ def stack_source(spec: str, name: str, inputs: list[BandInput], files: list[Path
 def _band_grid(band: BandInput, name: str) -> dict:
     from .scene import open_path
 
+    if not band.path.startswith("/vsi") and not Path(band.path).is_file():
+        raise InputError(f"{name}: the file of channel {band.channel}, {band.path}, does not exist; point the "
+                         "href at a copy with `href_map` OLD=NEW")
     with open_path(band.path, f"{name} (channel {band.channel})") as src:
         if band.band > src.count:
             raise InputError(f"{band.path} has {src.count} band(s); channel {band.channel} was to be band {band.band}")

@@ -12,7 +12,6 @@ documented scale (USGS items omit raster:bands); the Sentinel-2 processing basel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import InputError
@@ -95,12 +94,15 @@ def stac_source(text: str, channels: tuple[str, ...], hrefs: HrefMap) -> SceneSo
         have = ", ".join(sorted(item.assets))
         raise InputError(f"STAC item {text} has no asset for channel(s) {', '.join(missing)} (assets: {have}): "
                          "pass `channels` with the item's band names, or use an item with these bands")
-    files = [Path(b.path) for b in inputs if not is_remote(b.path) and Path(b.path).exists()]
+    base = text.split("#", 1)[0]
+    files = [Path(p) for p in [base, *(b.path for b in inputs)] if not is_remote(p)]
     source = stack_source(text, f"{text} ({item.id})", inputs, files)
     mask = _mask_asset(item)
     if mask is not None:
         source.mask_path = gdal_path(hrefs.apply(item.assets[mask].get_absolute_href() or item.assets[mask].href))
         source.mask_rule = rule_for_name(mask)
+        if not is_remote(source.mask_path):
+            source.files.append(Path(source.mask_path))
     return source
 
 
@@ -172,9 +174,3 @@ def _mask_asset(item) -> str | None:
         if rule_for_name(key) is not None:
             return key
     return None
-
-
-def describe(text: str) -> str:
-    """One line about an item, for messages."""
-    item = read_items(text)[0]
-    return json.dumps({"id": item.id, "datetime": str(item.datetime)})

@@ -1,0 +1,199 @@
+"""Mapping imagery as users get it: masks on the real cloudy Landsat-8 scene, STAC items with their mask
+asset, remote files over HTTP range requests, the clipping check and per-class probabilities."""
+
+import json
+import shutil
+import warnings as warnings_module
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from lut.tiling.classify import ClassifyConfig, classify_scene
+from lut.toolkit.core.errors import LutError, LutWarning
+from lut.toolkit.core.masks import dilate, parse_rule
+
+from ..conftest import synthetic_scene, write_scene
+from ..range_server import serve
+from ..toolkit.test_sources import ES, L8, localize, needs_l8, needs_stac
+
+WATER, FOREST = 3, 0
+
+
+def run(bundle, scene, out, **kw):
+    with warnings_module.catch_warnings(record=True) as record:
+        warnings_module.simplefilter("always")
+        result = classify_scene(ClassifyConfig(scene=scene, output=out, model=bundle, progress=False, **kw))
+    with rasterio.open(out) as dst:
+        return dst.read(1), result, [str(w.message) for w in record if issubclass(w.category, LutWarning)]
+
+
+@pytest.fixture(scope="module")
+def l8_with_mtl(tmp_path_factory):
+    """The real cloudy Landsat-8 bands beside an MTL (L1 rescaling, sun elevation 60), so both runs of a
+    comparison share one fixed scaling."""
+    root = tmp_path_factory.mktemp("l8")
+    for name in ("B2", "B3", "B4", "BQA"):
+        shutil.copy(L8 / f"l8_{name}.tif", root / f"LC08_T_{name}.TIF")
+    (root / "LC08_T_MTL.txt").write_text(
+        "GROUP = IMAGE_ATTRIBUTES\n  SUN_ELEVATION = 60.0\nEND_GROUP = IMAGE_ATTRIBUTES\n"
+        "GROUP = RADIOMETRIC_RESCALING\n" + "".join(
+            f"  REFLECTANCE_MULT_BAND_{b} = 2.0E-05\n  REFLECTANCE_ADD_BAND_{b} = -0.1\n" for b in (2, 3, 4))
+        + "END_GROUP = RADIOMETRIC_RESCALING\n")
+    return root, ",".join(f"{c}={root}/LC08_T_{b}.TIF" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+
+
+@needs_l8
+def test_real_cloudy_landsat_dn_scene_is_refused_not_mapped_white(exported_bundle, tmp_path):
+    bands = ",".join(f"{c}={L8}/l8_{b}.tif" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+    out = tmp_path / "m.tif"
+    with pytest.raises(LutError, match=r"clips 100% of the valid pixels .*`scale` percentile"):
+        run(exported_bundle, bands, out)
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing written for a refused scene
+    _, result, _ = run(exported_bundle, bands, out, scale="percentile")
+    assert result.summary["radiometry"]["source"].startswith("`scale` percentile")
+
+
+def test_landsat_like_uint16_dn_scene_clips_and_max_clipped_decides(exported_bundle, tmp_path):
+    rng = np.random.default_rng(0)
+    dn = rng.integers(6000, 9000, (3, 96, 96)).astype(np.uint16)
+    dn[:, :48] = rng.integers(500, 2500, (3, 48, 96))  # half the scene within 0..0.3 reflectance
+    scene = write_scene(tmp_path / "dn.tif", dn)
+    with pytest.raises(LutError, match=r"clips 50%"):
+        run(exported_bundle, scene, tmp_path / "a.tif")
+    _, result, _ = run(exported_bundle, scene, tmp_path / "b.tif", max_clipped=0.6)
+    radiometry = result.summary["radiometry"]
+    assert radiometry["clipped_fraction"] == pytest.approx(0.5, abs=0.02)
+    assert radiometry["source"].startswith("pixel type uint16 (the fallback")
+
+
+@needs_l8
+def test_real_cloudy_landsat_mask_makes_clouds_nodata_and_leaves_the_rest(exported_bundle, l8_with_mtl, tmp_path):
+    root, bands = l8_with_mtl
+    plain, base, _ = run(exported_bundle, bands, tmp_path / "plain.tif")
+    assert "LC08_T_MTL.txt" in base.summary["radiometry"]["source"]
+    masked, result, _ = run(exported_bundle, bands + f",mask={root}/LC08_T_BQA.TIF", tmp_path / "masked.tif",
+                            mask_dilate=2)
+    with rasterio.open(root / "LC08_T_BQA.TIF") as q:
+        quality = q.read(1)
+    high_cloud = parse_rule("bits:14-15>=3").excluded(quality)
+    flagged = parse_rule("bqa").excluded(quality)
+    assert high_cloud.sum() > 20000 and (masked[high_cloud] == 255).all()
+    assert (masked[dilate(flagged, 2)] == 255).all()
+    window = result.summary["window"]["window_px"]
+    far = ~dilate(flagged, 2 + window)  # pixels whose window never saw a masked pixel
+    assert far.sum() > 0.2 * far.size
+    assert np.array_equal(masked[far], plain[far]) and (masked[far] != 255).all()
+    mask = result.summary["mask"]
+    assert mask["rule"] == "bqa" and mask["dilate"] == 2
+    assert mask["masked_percent"] == pytest.approx(100 * dilate(flagged, 2).mean(), abs=0.5)
+    assert 14 < 100 * flagged.mean() < 16  # the data README's figure
+
+
+def write_item_scene(tmp_path, cloud: slice | None, name="item"):
+    """Earth Search's real item pointed at a local synthetic water scene (reflectance x 10000) with an SCL
+    whose `cloud` rows (20 m pixels) say high-probability cloud (9)."""
+    dn = synthetic_scene(128, 128, WATER).astype(np.uint16) * 3000 // 255
+    scl = np.full((64, 64), 6, np.uint8)  # 6 = water
+    if cloud is not None:
+        scl[cloud] = 9
+    root = tmp_path / name
+    item, hrefs = localize(ES, root, {"B04": (dn[0], 128, 10.0), "B03": (dn[1], 128, 10.0), "B02": (dn[2], 128, 10.0),
+                                      "SCL": (0, 64, 20.0)})
+    with rasterio.open(root / "SCL.tif", "r+") as dst:
+        dst.write(scl[None].astype(dst.dtypes[0]))
+    return item, hrefs
+
+
+@needs_stac
+def test_stac_item_uses_its_scl_asset_unless_no_mask(exported_bundle, tmp_path):
+    item, hrefs = write_item_scene(tmp_path, slice(0, 16))  # rows 0-31 of the 10 m grid are cloud
+    href_map = tuple(f"{old}={new}" for old, new in hrefs.rules)
+    classes, result, _ = run(exported_bundle, str(item), tmp_path / "m.tif", href_map=href_map, probabilities=True)
+    assert (classes[:32] == 255).all() and (classes[32:] == WATER).mean() > 0.9
+    assert result.summary["mask"]["masked_percent"] == pytest.approx(25.0)
+    assert "processing baseline 02.14" in result.summary["radiometry"]["source"]
+    assert result.summary["channels"] == ["red", "green", "blue"]
+    with rasterio.open(result.summary["probabilities"]) as p:  # K uint8 bands, percent, 255 = nodata
+        probs = p.read()
+        assert p.count == 6 and p.descriptions[3].startswith("probability of water")
+    assert (probs[:, :32] == 255).all()
+    assert np.array_equal(probs[:, 32:].argmax(0), classes[32:]) and (abs(probs[:, 32:].sum(0).astype(int) - 100) <= 3).all()
+    unmasked, _, _ = run(exported_bundle, str(item), tmp_path / "n.tif", href_map=href_map, use_mask=False)
+    assert (unmasked != 255).all()
+
+
+@needs_stac
+def test_all_masked_scene_is_all_nodata_with_a_warning(exported_bundle, tmp_path):
+    item, hrefs = write_item_scene(tmp_path, slice(0, 64))
+    href_map = tuple(f"{old}={new}" for old, new in hrefs.rules)
+    classes, result, warnings = run(exported_bundle, str(item), tmp_path / "m.tif", href_map=href_map)
+    assert (classes == 255).all() and result.summary["mask"]["masked_percent"] == 100.0
+    assert any("every valid pixel is masked" in w for w in warnings)
+
+
+def test_mask_that_does_not_overlap_is_refused_before_writing(exported_bundle, tmp_path):
+    scene = write_scene(tmp_path / "s.tif", synthetic_scene(64, 64, WATER))
+    far = write_scene(tmp_path / "SCL.tif", np.full((1, 32, 32), 9, np.uint8),
+                      transform=from_origin(900000.0, 4000000.0, 20.0, 20.0))
+    with pytest.raises(LutError, match="does not overlap scene"):
+        run(exported_bundle, scene, tmp_path / "m.tif", mask=far)
+    assert not (tmp_path / "m.tif").exists()
+    with pytest.raises(LutError, match="cannot tell the layout of mask"):
+        run(exported_bundle, scene, tmp_path / "m.tif", mask=scene)
+
+
+def test_remote_scene_over_http_ranges_gives_the_local_map_byte_for_byte(exported_bundle, tmp_path):
+    folder = tmp_path / "served"
+    folder.mkdir()
+    data = synthetic_scene(192, 192, FOREST)
+    data[:, :, 96:] = synthetic_scene(192, 96, WATER)
+    with rasterio.open(folder / "scene.tif", "w", driver="COG", width=192, height=192, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(300000.0, 4000000.0, 10.0, 10.0), blocksize=64) as dst:
+        dst.write(data)
+    run(exported_bundle, folder / "scene.tif", tmp_path / "local.tif")
+    with serve(folder) as (url, counter):
+        _, result, _ = run(exported_bundle, f"{url}/scene.tif", tmp_path / "remote.tif")
+        assert counter.requests > 0 and counter.bytes > 0
+    assert (tmp_path / "remote.tif").read_bytes() == (tmp_path / "local.tif").read_bytes()
+    assert result.summary["scene"] == f"{url}/scene.tif"
+
+
+def test_unreachable_href_fails_that_scene_and_the_run_goes_on(exported_bundle, tmp_path):
+    from lut.tiling.many import ManyConfig, classify_many
+
+    (tmp_path / "in").mkdir()
+    good = write_scene(tmp_path / "in" / "good.tif", synthetic_scene(64, 64, WATER))
+    with serve(tmp_path / "in") as (url, _):
+        dead = f"{url}/missing.tif"
+        with pytest.raises(LutError, match="cannot be fetched"):
+            run(exported_bundle, dead, tmp_path / "m.tif")
+        template = ClassifyConfig(scene=good, output=tmp_path / "o", model=exported_bundle, progress=False)
+        result = classify_many(ManyConfig([str(good), dead], tmp_path / "o", template, progress="none"))
+    assert (result.ok, result.failed, result.exit_code) == (1, 1, 4)
+    failed = next(r for r in result.rows if r["status"] == "failed")
+    assert "cannot be fetched" in failed["error"] and not list((tmp_path / "o").rglob("missing*"))
+
+
+@needs_stac
+def test_item_collection_maps_each_item_in_a_many_scene_run(exported_bundle, tmp_path):
+    items = []
+    for name in ("a", "b"):
+        item, hrefs = write_item_scene(tmp_path, None, name)
+        data = json.loads(item.read_text())
+        data["id"] = f"scene-{name}"
+        for asset in data["assets"].values():
+            asset["href"] = hrefs.apply(asset["href"])
+        items.append(data)
+    collection = tmp_path / "items.json"
+    collection.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    from lut.tiling.many import ManyConfig, classify_many
+
+    template = ClassifyConfig(scene=collection, output=tmp_path / "o", model=exported_bundle, progress=False)
+    result = classify_many(ManyConfig([str(collection)], tmp_path / "o", template, progress="none"))
+    assert result.ok == 2
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.landuse.tif")) == [
+        "scene-a.landuse.tif", "scene-b.landuse.tif"]
+    assert Path(result.rows[0]["scene"]).name.startswith("items.json#scene-")
