@@ -21,7 +21,6 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, recorded_warnings, warn
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
-from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area
 from lut.toolkit.core.store import DEFAULT_STORE
 from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons

@@ -133,7 +133,7 @@ class BatchProducer(threading.Thread):
         where: list[tuple[int, int]] = []
         partial: list[tuple[np.ndarray, np.ndarray]] = []
         partial_where: list[tuple[int, int]] = []
-        finished: list[tuple[int, np.ndarray]] = []
+        finished: list[tuple[int, np.ndarray, int]] = []
         pending: dict[int, list] = {}  # [validity, masked count] of cell rows being assembled, chunk by chunk
 
         def submit() -> None:

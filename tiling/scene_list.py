@@ -124,7 +124,7 @@ def check_shard(shard: tuple[int, int] | None) -> None:
                          "SLURM_ARRAY_TASK_ID from 0)")
 
 
-def shard_of(scenes: list[str], shard: tuple[int, int] | None) -> list[Path]:
+def shard_of(scenes: list[str], shard: tuple[int, int] | None) -> list[str]:
     if shard is None:
         return list(scenes)
     index, count = shard

@@ -80,23 +80,7 @@ class ProbabilityWriter:
     the class band); `lut composite` averages them over dates."""
 
     def __init__(self, path: Path, src_profile: dict, classes: list[str]) -> None:
-        import rasterio
-
-        profile = {
-            "driver": "GTiff", "width": src_profile["width"], "height": src_profile["height"], "count": len(classes),
-            "dtype": "uint8", "nodata": CONFIDENCE_NODATA, "crs": src_profile.get("crs"),
-            "transform": src_profile["transform"], "tiled": True, "blockxsize": 256, "blockysize": 256,
-            "compress": "deflate", "interleave": "band",
-        }
-        self.stack = contextlib.ExitStack()
-        try:
-            self.stack.enter_context(gdal_env(pam=False))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.dst = self.stack.enter_context(rasterio.open(path, "w", **profile))
-        except BaseException:
-            self.stack.close()
-            raise
+        self.dst, self.stack = open_band_raster(path, src_profile, len(classes), CONFIDENCE_NODATA)
         self.dst.update_tags(class_names=",".join(classes), **{MAP_TAG: PROBABILITIES_FORMAT})
         for i, name in enumerate(classes, start=1):
             self.dst.set_band_description(i, f"probability of {name}, percent ({CONFIDENCE_NODATA} = nodata)")
@@ -109,6 +93,29 @@ class ProbabilityWriter:
 
     def close(self) -> None:
         self.stack.close()
+
+
+def open_band_raster(path: Path, src_profile: dict, count: int, nodata: int | None):
+    """A tiled, compressed uint8 GeoTIFF of `count` plain (grey) bands on the scene's grid, GDAL's PAM off;
+    returns the dataset and the ExitStack that closes it."""
+    import rasterio
+
+    profile = {
+        "driver": "GTiff", "width": src_profile["width"], "height": src_profile["height"], "count": count,
+        "dtype": "uint8", "nodata": nodata, "crs": src_profile.get("crs"), "transform": src_profile["transform"],
+        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "interleave": "band",
+        "photometric": "MINISBLACK",
+    }
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(gdal_env(pam=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dst = stack.enter_context(rasterio.open(path, "w", **profile))
+    except BaseException:
+        stack.close()
+        raise
+    return dst, stack
 
 
 def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | None, confidence: bool) -> Legend:

@@ -33,6 +33,8 @@ _API = {
     "change_scenes": "lut.tiling.change_scenes",
     "ChangeConfig": "lut.toolkit.gis.change", "compute_change": "lut.toolkit.gis.change",
     "VectorizeConfig": "lut.toolkit.gis.vectorize", "vectorize": "lut.toolkit.gis.vectorize",
+    "CompositeConfig": "lut.tiling.composite", "composite": "lut.tiling.composite",
+    "HrefMap": "lut.toolkit.core.sources", "scene_source": "lut.toolkit.core.resolve",
     # records and errors
     "Bundle": "lut.toolkit.core.bundle", "BandRule": "lut.toolkit.core.radiometry",
     "LutError": "lut.toolkit.core.errors", "InputError": "lut.toolkit.core.errors",

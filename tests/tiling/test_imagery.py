@@ -120,7 +120,8 @@ def test_stac_item_uses_its_scl_asset_unless_no_mask(exported_bundle, tmp_path):
         probs = p.read()
         assert p.count == 6 and p.descriptions[3].startswith("probability of water")
     assert (probs[:, :32] == 255).all()
-    assert np.array_equal(probs[:, 32:].argmax(0), classes[32:]) and (abs(probs[:, 32:].sum(0).astype(int) - 100) <= 3).all()
+    assert np.array_equal(probs[:, 32:].argmax(0), classes[32:])
+    assert (abs(probs[:, 32:].sum(0).astype(int) - 100) <= 3).all()
     unmasked, _, _ = run(exported_bundle, str(item), tmp_path / "n.tif", href_map=href_map, use_mask=False)
     assert (unmasked != 255).all()
 
@@ -197,3 +198,33 @@ def test_item_collection_maps_each_item_in_a_many_scene_run(exported_bundle, tmp
     assert sorted(p.name for p in (tmp_path / "o").glob("*.landuse.tif")) == [
         "scene-a.landuse.tif", "scene-b.landuse.tif"]
     assert Path(result.rows[0]["scene"]).name.startswith("items.json#scene-")
+
+
+def test_composite_of_two_cloudy_dates_has_no_hole_where_either_is_clear(exported_bundle, tmp_path):
+    from lut.tiling.composite import CompositeConfig, composite
+
+    data = synthetic_scene(128, 128, FOREST)
+    data[:, :, 64:] = synthetic_scene(128, 64, WATER)
+    scene = write_scene(tmp_path / "scene.tif", data)
+    maps = []
+    for name, rows in (("d1", slice(0, 32)), ("d2", slice(32, 64))):  # SCL at 20 m: 10 m rows 0-63, 64-127
+        scl = np.full((1, 64, 64), 4, np.uint8)
+        scl[0, rows] = 9
+        mask = write_scene(tmp_path / f"{name}_SCL.tif", scl, transform=from_origin(300000.0, 4000000.0, 20.0, 20.0))
+        classes, result, _ = run(exported_bundle, scene, tmp_path / f"{name}.tif", mask=mask, probabilities=True)
+        maps.append(classes)
+    d1, d2 = maps
+    assert (d1[:64] == 255).all() and (d2[64:] == 255).all() and (d1[64:] != 255).all()
+    out = tmp_path / "year.tif"
+    result = composite(CompositeConfig([tmp_path / "d1.tif", Path(result.summary["probabilities"])], out))
+    with rasterio.open(out) as src, rasterio.open(tmp_path / "year.observations.tif") as obs:
+        classes, confidence = src.read()
+        seen = obs.read(1)
+        assert src.tags()["LUT_FORMAT"] == "lut-map/1" and src.colormap(1)[0][:3] != (0, 0, 0)
+    assert (classes != 255).all() and (seen == 1).all()  # no hole: each pixel clear on exactly one date
+    assert np.array_equal(classes[:64], d2[:64]) and np.array_equal(classes[64:], d1[64:])
+    assert result.summary["observations"] == {"1": 128 * 128}
+    with pytest.raises(LutError, match="no per-class probabilities"):
+        plain = tmp_path / "plain.tif"
+        run(exported_bundle, scene, plain)
+        composite(CompositeConfig([plain, tmp_path / "d1.tif"], tmp_path / "x.tif"))

@@ -170,9 +170,9 @@ def test_band_files_with_an_mtl_beside_them(tmp_path):
     for name in ("B2", "B3", "B4"):
         shutil.copy(L8 / f"l8_{name}.tif", tmp_path / f"LC08_X_{name}.TIF")
     (tmp_path / "LC08_X_MTL.txt").write_text(
-        "GROUP = L1_METADATA_FILE\n  GROUP = IMAGE_ATTRIBUTES\n    SUN_ELEVATION = 30.0\n  END_GROUP = IMAGE_ATTRIBUTES\n"
-        "  GROUP = RADIOMETRIC_RESCALING\n" + "".join(
-            f"    REFLECTANCE_MULT_BAND_{b} = 2.0000E-05\n    REFLECTANCE_ADD_BAND_{b} = -0.100000\n" for b in (2, 3, 4))
+        "GROUP = L1_METADATA_FILE\n GROUP = IMAGE_ATTRIBUTES\n  SUN_ELEVATION = 30.0\n END_GROUP = IMAGE_ATTRIBUTES\n"
+        " GROUP = RADIOMETRIC_RESCALING\n" + "".join(
+            f"  REFLECTANCE_MULT_BAND_{b} = 2.0000E-05\n  REFLECTANCE_ADD_BAND_{b} = -0.100000\n" for b in (2, 3, 4))
         + "  END_GROUP = RADIOMETRIC_RESCALING\nEND_GROUP = L1_METADATA_FILE\nEND\n")
     spec = ",".join(f"{c}={tmp_path}/LC08_X_{b}.TIF" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
     source = scene_source(spec)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from .demo_command import demo
 from .export_command import export_cmd
 from .group import lut
-from .map_commands import change, classify, vectorize
+from .map_commands import change, classify, composite, vectorize
 from .train_commands import compare, finetune, pretrain
 
-for _command in (finetune, export_cmd, classify, change, vectorize, demo, pretrain, compare):
+for _command in (finetune, export_cmd, classify, change, composite, vectorize, demo, pretrain, compare):
     lut.add_command(_command)
 
 

@@ -82,7 +82,8 @@ def classify(scenes, output, model, precision, device, stride, bands, scale, ref
     from lut.tiling.classify import ClassifyConfig, classify_scene, format_summary
 
     template = ClassifyConfig(
-        scene=scenes[0], output=output, probabilities=probabilities, **scene_opts, model=model, precision=precision, device=device, stride=stride,
+        scene=scenes[0], output=output, probabilities=probabilities, **scene_opts, model=model, precision=precision,
+        device=device, stride=stride,
         bands=bands, scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
         min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
         cog=cog, preview=preview, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
@@ -210,3 +211,23 @@ def vectorize(map_path, output, min_area, min_pixels, simplify, connectivity, la
     click.echo(f"{result.polygons:,} polygons in {result.seconds:.1f} s{sieved}")
     click.echo(f"vector: {result.output} (layer {result.layer})")
 
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Composite GeoTIFF (class, confidence); NAME.observations.tif (valid dates), summary and "
+                   "legend beside it.")
+@click.option("--overwrite", is_flag=True, help="Replace a composite (and its sidecars) that lut wrote.")
+def composite(inputs, output, overwrite):
+    """One map from several dates: the mean class probabilities over each pixel's valid dates.
+
+    INPUTS are maps classified with --probabilities (or their NAME.probabilities.tif files), two or more,
+    on any grids (the first input's grid is used)."""
+    from lut.tiling.classify import format_summary
+    from lut.tiling.composite import CompositeConfig, composite as run
+
+    result = run(CompositeConfig(list(inputs), output, overwrite))
+    click.echo(format_summary(result.summary))
+    seen = ", ".join(f"{k} dates: {v:,} px" for k, v in result.summary["observations"].items())
+    click.echo(f"observations: {seen}\ncomposite: {result.output}\nsummary: {result.summary_path}")

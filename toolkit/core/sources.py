@@ -133,8 +133,8 @@ def band_files_source(text: str, channels: tuple[str, ...], hrefs: HrefMap) -> S
         inputs.append(BandInput(channel, gdal_path(href), 1, radiometry))
     mask = files.get("mask")
     mask_path = None if mask is None else gdal_path(hrefs.apply(mask))
-    local = [p for p in [*(b.path for b in inputs), mask_path] if p is not None and not is_remote(p)]
-    source = stack_source(text, text, inputs, [Path(p) for p in local])
+    paths = [p for p in [*(b.path for b in inputs), mask_path] if p is not None and not is_remote(p)]
+    source = stack_source(text, text, inputs, [Path(p) for p in paths])
     source.mask_path = mask_path
     return source
 
