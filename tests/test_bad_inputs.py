@@ -528,6 +528,85 @@ def classify_bad_precision_choice(c: Ctx):
     return Case(["classify", str(c.scene()), "-o", "m.tif", "--precision", "int4"], 2, "--precision")
 
 
+# -- imagery as users get it (STAC items, band files, remote files, masks, clipping) ------------------------
+def _stac_item(c: Ctx, assets: dict) -> Path:
+    """A STAC Item whose assets are local files; `assets`: key -> (common name or None, path)."""
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "t", "geometry": None, "properties":
+            {"datetime": "2024-01-01T00:00:00Z"}, "links": [],
+            "stac_extensions": ["https://stac-extensions.github.io/eo/v1.0.0/schema.json"],
+            "assets": {key: {"href": str(path), **({"eo:bands": [{"name": key, "common_name": name}]} if name else {})}
+                       for key, (name, path) in assets.items()}}
+    path = c.tmp / "item.json"
+    path.write_text(json.dumps(item))
+    return path
+
+
+@case
+def classify_stac_item_without_the_bands(c: Ctx):
+    scene = c.scene()
+    item = _stac_item(c, {"B8": ("nir", scene), "B11": ("swir16", scene)})
+    return Case(classify_args(c, item, c.tmp / "m.tif"), 1, "no asset for channel(s) red, green, blue",
+                keep=[item, scene], absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_unreachable_href(c: Ctx):
+    return Case(classify_args(c, "http://127.0.0.1:9/scene.tif", c.tmp / "m.tif"), 1, "cannot be fetched",
+                absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_unreachable_asset_of_a_stac_item(c: Ctx):
+    scene = c.scene()
+    item = _stac_item(c, {"red": ("red", "http://127.0.0.1:9/B4.tif"), "green": ("green", scene),
+                          "blue": ("blue", scene)})
+    return Case(classify_args(c, item, c.tmp / "m.tif"), 1, "cannot be fetched", keep=[item, scene],
+                absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_missing_band_file(c: Ctx):
+    scene = c.scene()
+    bands = f"red={scene},green={scene},blue={c.tmp / 'gone.tif'}"
+    return Case(classify_args(c, bands, c.tmp / "m.tif"), 1, "gone.tif (channel blue) does not exist",
+                keep=[scene])
+
+
+@case
+def classify_mask_that_does_not_overlap(c: Ctx):
+    from rasterio.transform import from_origin
+
+    scene = c.scene()
+    mask = write_scene(c.tmp / "SCL.tif", np.full((1, 8, 8), 9, np.uint8),
+                       transform=from_origin(900000.0, 4000000.0, 20.0, 20.0))
+    return Case(classify_args(c, scene, c.tmp / "m.tif", "--mask", str(mask)), 1, "does not overlap scene",
+                keep=[scene, mask], absent=[c.tmp / "m.tif"])
+
+
+@case
+def classify_unknown_mask_rule(c: Ctx):
+    return Case(classify_args(c, c.scene(), c.tmp / "m.tif", "--mask-rule", "clouds"), 2, "--mask-rule")
+
+
+@case
+def classify_href_map_without_equals(c: Ctx):
+    return Case(classify_args(c, c.scene(), c.tmp / "m.tif", "--href-map", "s3://bucket"), 2, "--href-map")
+
+
+@case
+def classify_scene_whose_scaling_clips(c: Ctx):
+    dn = np.random.default_rng(0).integers(6000, 9000, (3, 64, 64)).astype(np.uint16)
+    scene = write_scene(c.tmp / "dn.tif", dn)
+    return Case(classify_args(c, scene, c.tmp / "m.tif"), 1, "clips 100% of the valid pixels (more than "
+                "--max-clipped 20%)", keep=[scene], absent=[c.tmp / "m.tif", c.tmp / "m.summary.json"])
+
+
+@case
+def composite_of_one_date(c: Ctx):
+    return Case(["composite", str(c.scene()), "-o", str(c.tmp / "y.tif")], 1, "at least two dates",
+                absent=[c.tmp / "y.tif"])
+
+
 # -- compare -----------------------------------------------------------------------------------------------
 COMPARE = ["compare", "--backbones", "vit-tiny", "--strategies", "linear_probe", "--synthetic-images", "60",
            "--epochs", "1", "--quiet"]

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lut.toolkit.core.atomic import atomic_file
+from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.gis.change import ChangeConfig, compute_change
 from lut.toolkit.core.errors import InputError, LutError
 from lut.toolkit.core.ownership import MAP_TAG, check_output_file, raster_tags
 from lut.toolkit.core.raster import pixel_area
 from lut.toolkit.gis.transitions import Transitions
 
+from lut.toolkit.data.clouds import SCL_CLEAR, add_clouds, cloud_field
 from lut.toolkit.data.synthetic import CLASSES, render
 from lut.toolkit.core.formats import DEMO_FORMAT
 
@@ -100,10 +101,12 @@ def changed_regions(nearest: np.ndarray, region_class: np.ndarray) -> np.ndarray
     return after
 
 
-def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int, second_date: bool = False) -> None:
+def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int, second_date: bool = False,
+                mask: Path | None = None) -> None:
     """A georeferenced uint8 RGB scene of Voronoi regions painted with patch-scale class textures,
     a nodata collar (0) in one corner, and its ground-truth class raster (255 = nodata). The second date
-    has the same regions, DEMO_CHANGES applied, and textures drawn afresh."""
+    has the same regions, DEMO_CHANGES applied, textures drawn afresh, and clouds with their shadows, which
+    `mask` (an SCL-style layer) marks; its truth is 255 under them (nothing on the ground was seen there)."""
     import rasterio
     from rasterio.transform import from_origin
 
@@ -125,6 +128,10 @@ def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int, seco
     collar = (yy + xx) < size // 4
     image[collar] = 0
     classes[collar] = 255
+    scl = None
+    if second_date:
+        scl = add_clouds(image, cloud_field(rng, size, size, cover=0.12), rng, (size // 40, size // 40))
+        classes[scl != SCL_CLEAR] = 255
     profile = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32633",
                "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0), "tiled": True, "blockxsize": 256,
                "blockysize": 256, "compress": "deflate"}
@@ -134,6 +141,10 @@ def build_scene(scene: Path, truth: Path, size: int, patch: int, seed: int, seco
     with rasterio.open(truth, "w", count=1, dtype="uint8", nodata=255, **profile) as dst:
         dst.write(classes, 1)
         dst.update_tags(**{MAP_TAG: DEMO_FORMAT})
+    if mask is not None and scl is not None:
+        with rasterio.open(mask, "w", count=1, dtype="uint8", **profile) as dst:
+            dst.write(scl, 1)
+            dst.update_tags(**{MAP_TAG: DEMO_FORMAT})
 
 
 
@@ -182,11 +193,15 @@ def format_change_scores(rows: list[dict]) -> str:
 
 
 def _write_scene(out: Path, name: str, cfg: DemoConfig, second_date: bool) -> tuple[Path, Path]:
-    scene, truth = out / f"{name}.tif", out / f"truth{name.removeprefix('scene')}.tif"
-    for target in (scene, truth):
+    """The scene and its truth; the second date also NAME_SCL.tif, its cloud and shadow layer."""
+    scene, truth, mask = (out / f"{name}.tif", out / f"truth{name.removeprefix('scene')}.tif",
+                          out / f"{name}_SCL.tif")
+    targets = [scene, truth, mask] if second_date else [scene, truth]
+    for target in targets:
         check_output_file(target, cfg.overwrite, is_demo_raster, (), "demo output")
-    with atomic_file(scene, overwrite=True) as tmp_scene, atomic_file(truth, overwrite=True) as tmp_truth:
-        build_scene(tmp_scene, tmp_truth, cfg.scene_size, cfg.image_size, cfg.seed, second_date)
+    with atomic_files(targets, overwrite=True) as temps:
+        build_scene(temps[0], temps[1], cfg.scene_size, cfg.image_size, cfg.seed, second_date,
+                    temps[2] if second_date else None)
     return scene, truth
 
 
@@ -238,7 +253,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
         + "), classified and compared")
     scene_after, truth_after = _write_scene(out, "scene_after", cfg, second_date=True)
     landuse_after = out / "landuse_after.tif"
-    classify_scene(replace(classify, scene=scene_after, output=landuse_after, preview=None))
+    after = classify_scene(replace(classify, scene=scene_after, output=landuse_after, preview=None,
+                                   mask=out / "scene_after_SCL.tif", mask_dilate=2))
+    log.info(f"      clouds and shadows on the second date: {after.summary['mask']['masked_percent']:.1f}% of the "
+             "scene masked (SCL rule, dilated 2 px), nodata in its map and in the change")
     change = compute_change(ChangeConfig(landuse, landuse_after, out / "change.tif", preview=out / "change.png",
                                          overwrite=cfg.overwrite))
     scores = change_scores(change.transitions, truth, truth_after)

@@ -83,7 +83,14 @@ def _mask_rule(text: str):
     return text
 
 
+def _href(text: str):
+    from lut.toolkit.core.sources import HrefMap
+    HrefMap.parse([text])
+    return text
+
+
 BANDS = Parsed("bands", _bands)
+HREF_RULE = Parsed("OLD=NEW", _href)
 CHANNELS = Parsed("names", _channels)
 MASK_RULE = Parsed("rule", _mask_rule)
 SHARD = Parsed("I/N", _shard)
@@ -230,7 +237,7 @@ def scene_options(f):
         opt("--channels", default=None, type=CHANNELS,
             help="Band files and STAC items: the bands to stack as the model's input, by eo:bands common name or "
                  "band name (default: red,green,blue)."),
-        opt("--href-map", multiple=True, metavar="OLD=NEW",
+        opt("--href-map", multiple=True, type=HREF_RULE,
             help="Rewrite hrefs starting with OLD to start with NEW (mirrors, requester-pays buckets, local "
                  "copies); repeatable, the longest OLD wins."),
         opt("--mask", default=None, help="A cloud/quality raster (SCL, QA_PIXEL, BQA, ...) for the scene: its "
