@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
 from lut.toolkit.core.errors import InputError
@@ -81,16 +82,18 @@ def expand_scenes(items: list[str]) -> list[str]:
 
 def name_path(scene: str) -> Path:
     """A path that names a scene, for map names and the common root: the file itself; for band files their
-    folder and the common start of their names; for an item of a collection the folder and the item's id;
+    folder and the common start of their names without a band designator (LC08_..._B4, _B3 -> LC08_...); for an item of a collection the folder and the item's id;
     for a URL its path."""
     if is_band_spec(scene):
         files = [f for k, f in parse_band_spec(scene).items() if k != "mask"]
-        stem = os.path.commonprefix([Path(f).stem for f in files]).rstrip("_-. ") or Path(files[0]).stem
+        prefix = os.path.commonprefix([Path(f).stem for f in files])
+        stem = re.sub(r"[_\-. ]*(B\d*)?$", "", prefix, flags=re.IGNORECASE) or Path(files[0]).stem
         return name_path(files[0]).parent / (stem + ".tif")
     if is_remote(scene):
         from urllib.parse import urlparse
 
-        return Path("/" + urlparse(scene).netloc + urlparse(scene).path) if "://" in scene else Path(scene)
+        url = urlparse(scene)
+        return Path("/" + (url.hostname or "") + url.path) if "://" in scene else Path(scene)
     base, _, item_id = scene.partition("#")
     return Path(base).parent / (item_id + ".json") if item_id else Path(base)
 

@@ -111,7 +111,10 @@ def write_item_scene(tmp_path, cloud: slice | None, name="item"):
 def test_stac_item_uses_its_scl_asset_unless_no_mask(exported_bundle, tmp_path):
     item, hrefs = write_item_scene(tmp_path, slice(0, 16))  # rows 0-31 of the 10 m grid are cloud
     href_map = tuple(f"{old}={new}" for old, new in hrefs.rules)
-    classes, result, _ = run(exported_bundle, str(item), tmp_path / "m.tif", href_map=href_map, probabilities=True)
+    classes, result, warnings = run(exported_bundle, str(item), tmp_path / "m.tif", href_map=href_map,
+                                    probabilities=True)
+    assert any(w.startswith(f"{item} (S2A_28QCH_20200714_0_L2A) holds reflectance") for w in warnings), warnings
+    assert not any("VRTDataset" in w for w in warnings + result.summary["warnings"])  # named, not the VRT text
     assert (classes[:32] == 255).all() and (classes[32:] == WATER).mean() > 0.9
     assert result.summary["mask"]["masked_percent"] == pytest.approx(25.0)
     assert "processing baseline 02.14" in result.summary["radiometry"]["source"]
@@ -228,3 +231,23 @@ def test_composite_of_two_cloudy_dates_has_no_hole_where_either_is_clear(exporte
         plain = tmp_path / "plain.tif"
         run(exported_bundle, scene, plain)
         composite(CompositeConfig([plain, tmp_path / "d1.tif"], tmp_path / "x.tif"))
+
+
+@needs_stac
+def test_change_of_two_stac_dates_leaves_clouds_out_of_the_change(exported_bundle, tmp_path):
+    from lut.tiling.change_scenes import change_scenes
+    from lut.toolkit.gis.change import ChangeConfig
+
+    first, hrefs1 = write_item_scene(tmp_path, slice(0, 16), "d1")  # cloud over 10 m rows 0-31
+    second, hrefs2 = write_item_scene(tmp_path, slice(48, 64), "d2")  # and rows 96-127
+    href_map = tuple(f"{old}={new}" for old, new in hrefs1.rules)  # both items read d1's bands...
+    data = json.loads(second.read_text())
+    data["assets"]["SCL"]["href"] = str(tmp_path / "d2" / "SCL.tif")  # ...each with its own clouds
+    second.write_text(json.dumps(data))
+    template = ClassifyConfig(scene="-", output=tmp_path / "c.tif", model=exported_bundle, progress=False,
+                              href_map=href_map)
+    result = change_scenes(ChangeConfig(str(first), str(second), tmp_path / "c.tif"), template).change
+    with rasterio.open(tmp_path / "c.tif") as src:
+        codes = src.read(1)
+    assert (codes[:32] == 255).all() and (codes[96:] == 255).all() and (codes[32:96] != 255).all()
+    assert result.transitions.changed_pixels() == 0 and result.transitions.total == 64 * 128

@@ -70,6 +70,14 @@ def test_scene_lists_globs_directories_and_at_files(scenes, tmp_path):
     assert expand_scenes([str(scenes / "*" / "T0.tif"), str(scenes / "2020")]) == [
         str(scenes / "2020/T0.tif"), str(scenes / "2020/T1.tif"), str(scenes / "2025/T0.tif")]
     assert map_path(scenes / "2025/T1.tif", scenes, tmp_path / "o") == tmp_path / "o/2025/T1.landuse.tif"
+    # band files: resolved against the list's folder, named by their common stem without the band
+    listing.write_text("red=scenes/2020/T0.tif,green=scenes/2020/T1.tif,blue=scenes/2020/T0.tif\n"
+                       "https://example.org/cogs/S2_B04.tif\n")
+    url, bands = expand_scenes([f"@{listing}"])  # sorted
+    assert bands == f"red={scenes}/2020/T0.tif,green={scenes}/2020/T1.tif,blue={scenes}/2020/T0.tif"
+    assert url == "https://example.org/cogs/S2_B04.tif"
+    assert map_path(bands, scenes, tmp_path / "o") == tmp_path / "o/2020/T.landuse.tif"
+    assert map_path(url, Path("/"), tmp_path / "o") == tmp_path / "o/example.org/cogs/S2_B04.landuse.tif"
     for bad, message in ((str(scenes / "*.jp2"), "matches no file"), ("@nope.txt", "does not exist"),
                          (str(tmp_path / "missing.tif"), "does not exist")):
         with pytest.raises(LutError, match=message):
@@ -214,6 +222,30 @@ def test_ray_maps_match_local_and_spread_over_both_nodes(exported_bundle, scenes
         assert (tmp_path / "ray" / f"{rel}.landuse.tif").read_bytes() == \
             (tmp_path / "local" / f"{rel}.landuse.tif").read_bytes()
     assert len({r["node"] for r in remote.rows}) == 2
+
+
+def test_ray_maps_band_files_and_remote_scenes(exported_bundle, scenes, tmp_path, two_node_cluster):
+    """Scene arguments other than files travel to Ray workers as they are: band files and an HTTP URL."""
+    from ..range_server import serve
+
+    with rasterio.open(scenes / "2020/T0.tif") as src:
+        data, profile = src.read(), src.profile
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i, name in enumerate(("B4", "B3", "B2")):
+        with rasterio.open(parts / f"T0_{name}.tif", "w", **{**profile, "count": 1}) as dst:
+            dst.write(data[i], 1)
+    bands = ",".join(f"{c}={parts}/T0_{b}.tif" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+    with serve(scenes / "2025") as (url, _):
+        result, _ = run(exported_bundle, [bands, f"{url}/T1.tif"], tmp_path / "ray", engine="ray",
+                        ray=RayOptions(workers=2))
+    assert result.exit_code == 0 and result.ok == 2, result.rows
+    local, _ = run(exported_bundle, [str(scenes / "2020/T0.tif")], tmp_path / "local")
+    maps = sorted((tmp_path / "ray").rglob("*.landuse.tif"), key=lambda p: p.name)
+    assert maps[1].parent.name == "127.0.0.1"  # OUT/<host>/<path> for a URL
+    assert [m.name for m in maps] == ["T0.landuse.tif", "T1.landuse.tif"]
+    assert (tmp_path / "local" / "T0.landuse.tif").read_bytes() == next(
+        m for m in maps if m.name == "T0.landuse.tif").read_bytes()
 
 
 def test_a_worker_killed_mid_scene_gets_its_scene_retried(exported_bundle, scenes, tmp_path, two_node_cluster):

@@ -17,6 +17,15 @@ GDAL_CACHE_MB = 64
 EARTH_METRES_PER_DEGREE = 111_320.0
 
 
+#: the name a stacked scene's in-memory VRT carries for messages (its GDAL name is the whole VRT text)
+NAME_TAG = "LUT_NAME"
+
+
+def display_name(src) -> str:
+    """A dataset's name for messages: the scene argument of a stacked scene, else the file's name."""
+    return src.tags().get(NAME_TAG) or str(src.name)
+
+
 def _masked_bands(src, bands: tuple[int, ...]) -> bool:
     """Whether an internal mask or alpha band marks pixels invalid (nodata values are tested on values)."""
     return any(flag.name in ("per_dataset", "alpha") for band in bands for flag in src.mask_flag_enums[band - 1])
@@ -53,7 +62,7 @@ def raster_encoding(src, bands: tuple[int, ...], p99: float | None = None, offse
         offset_dn = boa_offset(tags)
     pairs = {(float(src.scales[b - 1] or 1.0), float(src.offsets[b - 1] or 0.0)) for b in bands}
     if len(pairs) > 1:
-        raise InputError(f"the bands of {src.name} have different GDAL scales or offsets; lut applies one to all")
+        raise InputError(f"the bands of {display_name(src)} have different GDAL scales or offsets; lut applies one to all")
     scale, offset = pairs.pop()
     dtype = src.dtypes[bands[0] - 1]
     encoding = encoding_for(dtype, p99, offset_dn or 0.0, scale, offset)

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import FormatError, InputError, warn
 from .masks import MaskReader, MaskSpec
 from lut.toolkit.core.radiometry import FORCED_ENCODINGS, BandRule, default_bands, default_rule, percentile_rule
-from lut.toolkit.core.raster import raster_encoding, valid_mask
+from lut.toolkit.core.raster import display_name, raster_encoding, valid_mask
 
 SCALES = ("auto", "bundle", "uint8", "reflectance", "fraction", "percentile")
 QUANTITY_NAMES = {"dn": "8-bit display values", "reflectance": "reflectance", "raw": "percentile-stretched values"}
@@ -55,7 +55,7 @@ def read_window(src, bands: tuple[int, ...], window=None, **kwargs) -> np.ndarra
             return src.read(list(bands), window=window, **kwargs)
     except RasterioError as exc:
         where = f" at {window}" if window is not None else ""
-        raise FormatError(f"{src.name} is damaged: GDAL cannot read its pixels{where} (truncated or corrupt "
+        raise FormatError(f"{display_name(src)} is damaged: GDAL cannot read its pixels{where} (truncated or corrupt "
                        "file); download or export it again") from exc
 
 
@@ -67,7 +67,7 @@ def check_nodata(src, nodata: float | None, bands: tuple[int, ...]) -> None:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if not (info.min <= nodata <= info.max) or nodata != int(nodata):
-            raise InputError(f"`nodata` {nodata:g} cannot occur in {src.name}, whose {dtype.name} pixels hold "
+            raise InputError(f"`nodata` {nodata:g} cannot occur in {display_name(src)}, whose {dtype.name} pixels hold "
                            f"integers {info.min}..{info.max}")
 
 
@@ -160,14 +160,14 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
         encoding = replace(encoding, source=f"`scale` {scale}")
     if encoding.quantity == "unknown":
         if scale == "bundle":
-            raise InputError(f"cannot tell how {src.name} encodes its values ({encoding.description}), so the "
+            raise InputError(f"cannot tell how {display_name(src)} encodes its values ({encoding.description}), so the "
                            "bundle's rule cannot be applied: pass `scale` uint8|reflectance|fraction|percentile")
-        warn(f"{src.name}: {encoding.description}; using a 2-98 percentile stretch (pass --scale to choose)")
+        warn(f"{display_name(src)}: {encoding.description}; using a 2-98 percentile stretch (pass --scale to choose)")
         return Scaling(stretch(), f"{encoding.description}: a percentile stretch")
     if bundle_rule is not None and bundle_rule.quantity == encoding.quantity:
         return Scaling(bundle_rule.with_encoding(bands, encoding), encoding.source)
     if bundle_rule is not None:
-        mismatch = (f"{src.name} holds {_named(encoding.quantity)} but the bundle was trained on "
+        mismatch = (f"{display_name(src)} holds {_named(encoding.quantity)} but the bundle was trained on "
                     f"{_named(bundle_rule.quantity)}")
         if scale == "bundle":
             raise InputError(f"{mismatch}: its rule cannot be applied; drop `scale` bundle")
@@ -178,10 +178,10 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
 def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None) -> tuple[int, ...]:
     """`--bands`, else the bundle's, else 1,2,3; says which bands a scene is read as RGB unless obvious."""
     if bands is None and src.count == 1:
-        raise InputError(f"{src.name} has 1 band and the model takes 3: pass `bands` 1,1,1 to read it as grey RGB")
-    chosen = default_bands(src.count, bands or fallback, str(src.name))
+        raise InputError(f"{display_name(src)} has 1 band and the model takes 3: pass `bands` 1,1,1 to read it as grey RGB")
+    chosen = default_bands(src.count, bands or fallback, display_name(src))
     if bands is None and (src.count != 3 or chosen != (1, 2, 3)):
         whose = "the bundle's bands" if fallback else "the default"
-        warn(f"{src.name} has {src.count} bands; reading bands {','.join(map(str, chosen))} as red, green, blue "
+        warn(f"{display_name(src)} has {src.count} bands; reading bands {','.join(map(str, chosen))} as red, green, blue "
              f"({whose}; pass --bands to choose)")
     return chosen

@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 
 from .errors import FormatError, InputError
 from .provider_radiometry import Radiometry, landsat_mtl
+from .raster import NAME_TAG
 
 REMOTE_SCHEMES = {"http://": "/vsicurl/", "https://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/",
                   "az://": "/vsiaz/"}
@@ -158,6 +159,7 @@ def stack_source(spec: str, name: str, inputs: list[BandInput], files: list[Path
     bands = [_vrt_band(i + 1, b, g, finest) for i, (b, g) in enumerate(zip(inputs, grids))]
     t = finest["transform"]
     xml = (f'<VRTDataset rasterXSize="{finest["width"]}" rasterYSize="{finest["height"]}">'
+           f'<Metadata><MDI key="{NAME_TAG}">{escape(name)}</MDI></Metadata>'
            f'<SRS>{escape(finest["wkt"])}</SRS><GeoTransform>{", ".join(repr(v) for v in t.to_gdal())}'
            f'</GeoTransform>{"".join(bands)}</VRTDataset>')
     known = next(iter(radiometry))
