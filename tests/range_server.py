@@ -26,7 +26,9 @@ class Counter:
             self.requests = self.bytes = 0
 
 
-def _handler(root: Path, counter: Counter):
+def _handler(root: Path, counter: Counter, fail_first: int):
+    failures: dict[str, int] = {}
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # quiet
             pass
@@ -47,6 +49,12 @@ def _handler(root: Path, counter: Counter):
             counter.add(0)
 
         def do_GET(self) -> None:
+            failed = failures.setdefault(self.path, 0)
+            if failed < fail_first:  # a server briefly unavailable, for every file it serves
+                failures[self.path] = failed + 1
+                counter.add(0)
+                self.send_error(503)
+                return
             path = self._file()
             if path is None:
                 self.send_error(404)
@@ -72,10 +80,11 @@ def _handler(root: Path, counter: Counter):
 
 
 @contextlib.contextmanager
-def serve(root: Path):
-    """Serve `root` on a free port; yields (base URL, Counter)."""
+def serve(root: Path, fail_first: int = 0):
+    """Serve `root` on a free port, answering the first `fail_first` GETs of each path with 503; yields (base
+    URL, Counter)."""
     counter = Counter()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(Path(root).resolve(), counter))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(Path(root).resolve(), counter, fail_first))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

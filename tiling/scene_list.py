@@ -82,8 +82,8 @@ def expand_scenes(items: list[str]) -> list[str]:
 
 def name_path(scene: str) -> Path:
     """A path that names a scene, for map names and the common root: the file itself; for band files their
-    folder and the common start of their names without a band designator (LC08_..._B4, _B3 -> LC08_...); for an item of a collection the folder and the item's id;
-    for a URL its path."""
+    folder and the common start of their names without a band designator (LC08_..._B4, _B3 -> LC08_...);
+    for an item of a collection the folder and the item's id; for a URL its host and path."""
     if is_band_spec(scene):
         files = [f for k, f in parse_band_spec(scene).items() if k != "mask"]
         prefix = os.path.commonprefix([Path(f).stem for f in files])

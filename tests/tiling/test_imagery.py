@@ -251,3 +251,57 @@ def test_change_of_two_stac_dates_leaves_clouds_out_of_the_change(exported_bundl
         codes = src.read(1)
     assert (codes[:32] == 255).all() and (codes[96:] == 255).all() and (codes[32:96] != 255).all()
     assert result.transitions.changed_pixels() == 0 and result.transitions.total == 64 * 128
+
+
+@needs_stac
+def test_remote_stac_api_item_with_relative_hrefs_and_a_flaky_server(exported_bundle, tmp_path, monkeypatch):
+    """An item served at a STAC API path (no .json suffix), its assets relative to it, and a server that
+    answers 503 twice to the first requests for each file: pystac's and GDAL's retries carry the run."""
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.1")
+    item, hrefs = write_item_scene(tmp_path, slice(0, 16), "api")
+    data = json.loads(item.read_text())
+    for asset in data["assets"].values():
+        asset["href"] = "../../../" + Path(hrefs.apply(asset["href"])).name  # next to /collections/
+    data["links"] = []
+    api = tmp_path / "api" / "collections" / "s2" / "items"
+    api.mkdir(parents=True)
+    (api / "S2A_28QCH").write_text(json.dumps(data))
+    local, _, _ = run(exported_bundle, str(item), tmp_path / "local.tif", href_map=tuple(
+        f"{old}={new}" for old, new in hrefs.rules))
+    with serve(tmp_path / "api", fail_first=2) as (url, counter):
+        remote, result, _ = run(exported_bundle, f"{url}/collections/s2/items/S2A_28QCH", tmp_path / "remote.tif")
+        assert counter.requests >= 2 * 5  # two refusals for the item, its three bands and its SCL
+    assert np.array_equal(remote, local) and (remote[:32] == 255).all()
+    assert result.summary["mask"]["path"].startswith("/vsicurl/http://127.0.0.1")
+
+
+def test_composite_reads_a_date_on_another_grid_by_nearest_neighbour(tmp_path):
+    from lut.tiling.composite import CompositeConfig, composite
+    from lut.tiling.writer import ProbabilityWriter
+
+    classes = ["forest", "cropland", "urban", "water", "barren", "wetland"]
+
+    def probabilities(name, size, pixel, winner, invalid_rows=0):
+        profile = {"width": size, "height": size, "crs": "EPSG:32633",
+                   "transform": from_origin(300000.0, 4000000.0, pixel, pixel)}
+        probs = np.zeros((6, size, size), np.uint8)
+        probs[winner] = 70
+        probs[(winner + 1) % 6] = 30
+        probs[:, :invalid_rows] = 255
+        writer = ProbabilityWriter(tmp_path / name, profile, classes)
+        writer.write_rows(0, probs)
+        writer.close()
+        return tmp_path / name
+
+    fine = probabilities("d1.probabilities.tif", 64, 10.0, WATER, invalid_rows=32)  # top half cloudy
+    coarse = probabilities("d2.probabilities.tif", 32, 20.0, FOREST)  # the same place at 20 m
+    result = composite(CompositeConfig([fine, coarse], tmp_path / "year.tif"))
+    with rasterio.open(tmp_path / "year.tif") as src, rasterio.open(tmp_path / "year.observations.tif") as obs:
+        cls, conf = src.read()
+        seen = obs.read(1)
+        assert (src.width, src.res) == (64, (10.0, 10.0))
+    assert (seen[:32] == 1).all() and (seen[32:] == 2).all()
+    assert (cls[:32] == FOREST).all() and (conf[:32] == 70).all()  # only the 20 m date saw it
+    # both dates: water (70 + 0) / 2 and forest (0 + 70) / 2 tie at 35; the lower class index wins
+    assert (cls[32:] == FOREST).all() and (conf[32:] == 35).all()
+    assert result.summary["aligned"].startswith("nearest")

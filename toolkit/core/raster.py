@@ -62,7 +62,8 @@ def raster_encoding(src, bands: tuple[int, ...], p99: float | None = None, offse
         offset_dn = boa_offset(tags)
     pairs = {(float(src.scales[b - 1] or 1.0), float(src.offsets[b - 1] or 0.0)) for b in bands}
     if len(pairs) > 1:
-        raise InputError(f"the bands of {display_name(src)} have different GDAL scales or offsets; lut applies one to all")
+        raise InputError(f"the bands of {display_name(src)} have different GDAL scales or offsets; lut applies one "
+                         "to all")
     scale, offset = pairs.pop()
     dtype = src.dtypes[bands[0] - 1]
     encoding = encoding_for(dtype, p99, offset_dn or 0.0, scale, offset)

@@ -178,10 +178,11 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
 def scene_bands(src, bands: tuple[int, ...] | None, fallback: tuple[int, ...] | None) -> tuple[int, ...]:
     """`--bands`, else the bundle's, else 1,2,3; says which bands a scene is read as RGB unless obvious."""
     if bands is None and src.count == 1:
-        raise InputError(f"{display_name(src)} has 1 band and the model takes 3: pass `bands` 1,1,1 to read it as grey RGB")
+        raise InputError(f"{display_name(src)} has 1 band and the model takes 3: pass `bands` 1,1,1 to read it as "
+                         "grey RGB")
     chosen = default_bands(src.count, bands or fallback, display_name(src))
     if bands is None and (src.count != 3 or chosen != (1, 2, 3)):
         whose = "the bundle's bands" if fallback else "the default"
-        warn(f"{display_name(src)} has {src.count} bands; reading bands {','.join(map(str, chosen))} as red, green, blue "
-             f"({whose}; pass --bands to choose)")
+        warn(f"{display_name(src)} has {src.count} bands; reading bands {','.join(map(str, chosen))} as red, green, "
+             f"blue ({whose}; pass --bands to choose)")
     return chosen

@@ -30,8 +30,9 @@ ALIASES = {"nir": "nir08", "nir08": "nir"}
 
 
 def is_stac(text: str) -> bool:
-    base = str(text).split("#", 1)[0]
-    return base.lower().endswith(".json") or base.lower().endswith(".geojson")
+    """A JSON file or URL, or a STAC API item URL (`.../collections/C/items/ID`, which has no suffix)."""
+    base = str(text).split("#", 1)[0].split("?", 1)[0].lower()
+    return base.endswith((".json", ".geojson")) or (is_remote(base) and "/items/" in base)
 
 
 def read_items(text: str) -> list:
@@ -43,25 +44,45 @@ def read_items(text: str) -> list:
     if not remote and not Path(base).is_file():
         raise InputError(f"STAC item {base} does not exist")
     try:
-        data = pystac.StacIO.default().read_json(base)
+        data = _stac_io(remote).read_json(base)
+    except Exception as exc:  # noqa: BLE001 - pystac raises a bare Exception for an unreadable URL
+        raise InputError(f"STAC item {base} cannot be read ({exc}): check the path or URL") from exc
+    try:
         if data.get("type") == "FeatureCollection":
             items = list(pystac.ItemCollection.from_dict(data, preserve_dict=False))
         elif data.get("type") == "Feature":
             items = [pystac.Item.from_dict(data, preserve_dict=False)]
         else:
             raise InputError(f"{base} is not a STAC Item or ItemCollection (its type is {data.get('type')!r})")
-    except (OSError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(f"{base} cannot be read as a STAC Item: {exc}") from exc
-    for item in items:
-        if not remote:
-            item.set_self_href(str(Path(base).resolve()))  # relative asset hrefs resolve against the file
+        raise InputError(f"{base} is not a valid STAC Item ({exc})") from exc
+    for item in items:  # relative asset hrefs resolve against where the item was read from
+        item.set_self_href(base if remote else str(Path(base).resolve()))
     if item_id:
         items = [i for i in items if i.id == item_id]
         if not items:
             raise InputError(f"{base} holds no item with id {item_id}")
     return items
+
+
+def _stac_io(remote: bool):
+    """pystac's reader; for URLs one that retries what servers say is temporary (429, 502-504), as many times
+    as GDAL does for the assets (GDAL_HTTP_MAX_RETRY)."""
+    import os
+
+    import pystac
+    from pystac.stac_io import RetryStacIO
+    from urllib3.util import Retry
+
+    from .raster import REMOTE_OPTIONS
+
+    if not remote:
+        return pystac.StacIO.default()
+    tries = int(os.environ.get("GDAL_HTTP_MAX_RETRY", REMOTE_OPTIONS["GDAL_HTTP_MAX_RETRY"]))
+    delay = float(os.environ.get("GDAL_HTTP_RETRY_DELAY", REMOTE_OPTIONS["GDAL_HTTP_RETRY_DELAY"]))
+    return RetryStacIO(retry=Retry(total=tries, backoff_factor=delay, status_forcelist=(429, 500, 502, 503, 504)))
 
 
 def item_specs(text: str) -> list[str]:
