@@ -21,7 +21,7 @@ PACKAGE_DIRS = {"toolkit": "lut.toolkit", "export": "lut.export", "tiling": "lut
 FLOORS = {
     "lut.toolkit.core": 0,
     "lut.toolkit.data": 1, "lut.toolkit.gis": 1, "lut.toolkit.vit": 1,
-    "lut.toolkit.train": 2,
+    "lut.toolkit.train": 2, "lut.toolkit.assess": 2,
     "lut.toolkit.selfsup": 3, "lut.toolkit.study": 3,
     "lut.export": 4,
     "lut.tiling": 5,
@@ -155,7 +155,8 @@ def test_every_package_directory_is_in_pyproject():
 
 def test_the_mapping_path_imports_no_training_stack():
     """Every tiling module, the export runtime, the CLI and `lut --help` load no torch (nor its friends)."""
-    mapping = sorted(m for m in source_modules() if m.startswith(("lut.tiling", "lut.toolkit.cli")))
+    mapping = sorted(m for m in source_modules() if m.startswith(("lut.tiling", "lut.toolkit.cli",
+                                                                  "lut.toolkit.assess")))
     mapping += ["lut.export.runtime", "lut.toolkit.core", "lut.toolkit.gis.change", "lut.toolkit.gis.vectorize"]
     script = (
         "import importlib, sys\n"
@@ -163,7 +164,8 @@ def test_the_mapping_path_imports_no_training_stack():
         "import lut.toolkit as api\n"
         "from click.testing import CliRunner\n"
         "from lut.toolkit.cli import lut\n"
-        "for args in (['--help'], ['classify', '--help'], ['change', '--help'], ['vectorize', '--help']):\n"
+        "for args in (['--help'], ['classify', '--help'], ['change', '--help'], ['vectorize', '--help'],\n"
+        "             ['composite', '--help'], ['assess', 'design', '--help'], ['assess', 'estimate', '--help']):\n"
         "    assert CliRunner().invoke(lut, args).exit_code == 0, args\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout

@@ -34,6 +34,8 @@ _API = {
     "ChangeConfig": "lut.toolkit.gis.change", "compute_change": "lut.toolkit.gis.change",
     "VectorizeConfig": "lut.toolkit.gis.vectorize", "vectorize": "lut.toolkit.gis.vectorize",
     "CompositeConfig": "lut.tiling.composite", "composite": "lut.tiling.composite",
+    "DesignConfig": "lut.toolkit.assess.design", "design": "lut.toolkit.assess.design",
+    "EstimateConfig": "lut.toolkit.assess.estimate", "assess": "lut.toolkit.assess.estimate",
     "HrefMap": "lut.toolkit.core.sources", "scene_source": "lut.toolkit.core.resolve",
     # records and errors
     "Bundle": "lut.toolkit.core.bundle", "BandRule": "lut.toolkit.core.radiometry",
