@@ -102,7 +102,8 @@ def markdown(record: dict) -> str:
              "practice), with 95% confidence intervals (± 1.96 standard errors). Mapped areas are pixel counts "
              "and are biased by the map's errors: report the estimates.", "",
              f"Overall accuracy: {_pm(record['overall_accuracy'], z * (record['overall_accuracy_se'] or 0))}", "",
-             "| class | mapped km² | estimated km² (95% CI) | user's accuracy (95% CI) | producer's accuracy (95% CI) |",
+             "| class | mapped km² | estimated km² (95% CI) | user's accuracy (95% CI) | "
+             "producer's accuracy (95% CI) |",
              "|---|---:|---:|---:|---:|"]
     for name in _present(record):
         ua, pa = record["users_accuracy"][name], record["producers_accuracy"][name]

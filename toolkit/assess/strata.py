@@ -7,6 +7,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,8 @@ class MapLegend:
     kind: str  # "classes" | "transitions"
     names: list[str]  # index = raster value
     nodata: int
-    crs: object
-    transform: object
+    crs: Any  # rasterio CRS or None
+    transform: Any  # affine.Affine
     width: int
     height: int
 
