@@ -607,6 +607,87 @@ def composite_of_one_date(c: Ctx):
                 absent=[c.tmp / "y.tif"])
 
 
+# -- assess -----------------------------------------------------------------------------------------------
+def _sampled_map(c: Ctx, labels: str | None = "forest", crs="EPSG:32633") -> tuple[Path, Path]:
+    """A lut map and a labelled sample CSV of it (every point labelled `labels`; None drops the column)."""
+    import csv
+
+    from lut.toolkit.assess.design import DesignConfig, design
+
+    from .conftest import write_lut_map
+
+    classes = np.repeat(np.arange(6, dtype=np.uint8), 16)[None].repeat(40, 0)
+    path = write_lut_map(c.tmp / "map.tif", classes, crs=crs)
+    design(DesignConfig(path, c.tmp / "s.gpkg", n=30, min_per_stratum=5))
+    rows = list(csv.DictReader(open(c.tmp / "s.csv")))
+    fields = [f for f in rows[0] if labels is not None or f != "reference"]
+    with open(c.tmp / "s.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "reference": labels})
+    return path, c.tmp / "s.csv"
+
+
+def _assess(c: Ctx, map_path: Path, sample: Path) -> list[str]:
+    return ["assess", "estimate", str(map_path), str(sample), "-o", str(c.tmp / "out")]
+
+
+@case
+def assess_sample_of_a_map_in_another_crs(c: Ctx):
+    from .conftest import write_lut_map
+
+    _, sample = _sampled_map(c)
+    other = write_lut_map(c.tmp / "other.tif", np.zeros((40, 96), np.uint8), crs="EPSG:32634")
+    return Case(_assess(c, other, sample), 1, "sample of another map", keep=[sample], absent=[c.tmp / "out"])
+
+
+@case
+def assess_sample_of_a_map_elsewhere(c: Ctx):
+    from rasterio.transform import from_origin
+
+    from .conftest import write_lut_map
+
+    _, sample = _sampled_map(c)
+    other = write_lut_map(c.tmp / "other.tif", np.zeros((40, 96), np.uint8),
+                          transform=from_origin(900000.0, 4000000.0, 10.0, 10.0))
+    return Case(_assess(c, other, sample), 1, "no point of", keep=[sample], absent=[c.tmp / "out"])
+
+
+@case
+def assess_sample_without_reference_column(c: Ctx):
+    path, sample = _sampled_map(c, labels=None)
+    return Case(_assess(c, path, sample), 1, "no column 'reference' of reference labels", keep=[sample],
+                absent=[c.tmp / "out"])
+
+
+@case
+def assess_label_not_in_the_legend(c: Ctx):
+    path, sample = _sampled_map(c, labels="savanna")
+    return Case(_assess(c, path, sample), 1, "labelled 'savanna', which is not in", keep=[sample],
+                absent=[c.tmp / "out"])
+
+
+@case
+def assess_sample_that_does_not_parse(c: Ctx):
+    path, _ = _sampled_map(c)
+    broken = c.tmp / "s.gpkg"
+    broken.write_bytes(b"not a geopackage at all")
+    return Case(_assess(c, path, broken), 1, "does not parse", keep=[broken], absent=[c.tmp / "out"])
+
+
+@case
+def assess_design_of_a_raster_lut_did_not_write(c: Ctx):
+    scene = c.scene()
+    return Case(["assess", "design", str(scene), "-o", str(c.tmp / "s.gpkg")], 1, "not a land-use map",
+                keep=[scene], absent=[c.tmp / "s.gpkg", c.tmp / "s.csv"])
+
+
+@case
+def assess_design_bad_allocation(c: Ctx):
+    return Case(["assess", "design", "m.tif", "-o", "s.gpkg", "--allocation", "neyman"], 2, "--allocation")
+
+
 # -- compare -----------------------------------------------------------------------------------------------
 COMPARE = ["compare", "--backbones", "vit-tiny", "--strategies", "linear_probe", "--synthetic-images", "60",
            "--epochs", "1", "--quiet"]

@@ -11,6 +11,11 @@ from lut.toolkit.gis.legend import rgba_table
 from lut.toolkit.core.raster import decimated, is_metric, pixel_area
 
 
+#: what the km² of a map are, and where publishable areas come from
+AREA_NOTE = ("km2 are mapped areas (pixel counts), biased by the map's errors; for areas with 95% confidence "
+             "intervals: lut assess design, then lut assess estimate")
+
+
 def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
     """Pixels, km^2 (for projected CRSs in metres) and percent of the mapped area, per class."""
     area = pixel_area(transform)
@@ -21,16 +26,18 @@ def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_
         rows[name] = {"pixels": int(n), "km2": (n * area / 1e6) if metric else None,
                       "percent": 100.0 * n / total if total else 0.0}
     return {"classes": rows, "mapped_pixels": total, "nodata_pixels": int(nodata_pixels),
-            "pixel_area_m2": area if metric else None, "crs": crs.to_string() if crs else None}
+            "pixel_area_m2": area if metric else None, "crs": crs.to_string() if crs else None,
+            "area_note": AREA_NOTE}
 
 
 def format_summary(summary: dict) -> str:
     width = max(len(c) for c in summary["classes"])
-    lines = [f"{'class':<{width}}  {'pixels':>12}  {'km2':>10}  {'%':>6}"]
+    lines = [f"{'class':<{width}}  {'pixels':>12}  {'mapped km2':>10}  {'%':>6}"]
     for name, r in summary["classes"].items():
         km2 = "-" if r["km2"] is None else f"{r['km2']:.3f}"
         lines.append(f"{name:<{width}}  {r['pixels']:>12,}  {km2:>10}  {r['percent']:>6.1f}")
     lines.append(f"{'nodata':<{width}}  {summary['nodata_pixels']:>12,}")
+    lines.append(AREA_NOTE)
     return "\n".join(lines)
 
 

@@ -35,7 +35,7 @@ _API = {
     "VectorizeConfig": "lut.toolkit.gis.vectorize", "vectorize": "lut.toolkit.gis.vectorize",
     "CompositeConfig": "lut.tiling.composite", "composite": "lut.tiling.composite",
     "DesignConfig": "lut.toolkit.assess.design", "design": "lut.toolkit.assess.design",
-    "EstimateConfig": "lut.toolkit.assess.estimate", "assess": "lut.toolkit.assess.estimate",
+    "EstimateConfig": "lut.toolkit.assess.estimate", "estimate_areas": "lut.toolkit.assess.estimate",
     "HrefMap": "lut.toolkit.core.sources", "scene_source": "lut.toolkit.core.resolve",
     # records and errors
     "Bundle": "lut.toolkit.core.bundle", "BandRule": "lut.toolkit.core.radiometry",

@@ -12,7 +12,7 @@ import rasterio
 
 from lut.toolkit.assess.allocation import allocate, cochran_n
 from lut.toolkit.assess.design import DesignConfig, design, draw
-from lut.toolkit.assess.estimate import EstimateConfig, assess
+from lut.toolkit.assess.estimate import EstimateConfig, estimate_areas
 from lut.toolkit.assess.estimators import Z95, Sample, estimate
 from lut.toolkit.assess.sample_files import fill_references
 from lut.toolkit.assess.strata import count_values, read_legend
@@ -143,7 +143,7 @@ def test_estimate_from_a_labelled_csv_and_its_files(mapped, tmp_path):
     path, truth = mapped
     design(DesignConfig(path, tmp_path / "s.gpkg", n=300, min_per_stratum=20, seed=1))
     label_from_truth(tmp_path / "s.csv", truth, path)
-    record = assess(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out"))
+    record = estimate_areas(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out"))
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["areas.png", "assessment.json", "assessment.md", "classes.csv", "error_matrix_area.csv",
                      "error_matrix_counts.csv"]
@@ -166,7 +166,7 @@ def test_an_old_sample_assesses_a_new_map_with_stehmans_estimators(mapped, tmp_p
     design(DesignConfig(path, tmp_path / "s.gpkg", n=200, min_per_stratum=20, seed=2))
     label_from_truth(tmp_path / "s.csv", truth, path)
     new = write_lut_map(tmp_path / "new.tif", np.where(truth == 255, 255, truth).astype(np.uint8))  # a perfect map
-    record = assess(EstimateConfig(new, tmp_path / "s.csv", tmp_path / "out"))
+    record = estimate_areas(EstimateConfig(new, tmp_path / "s.csv", tmp_path / "out"))
     assert record["overall_accuracy"] == 1.0 and record["users_accuracy_se"]["forest"] == 0.0
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     stratum = np.array([int(r["stratum_id"]) for r in rows])
@@ -175,7 +175,7 @@ def test_an_old_sample_assesses_a_new_map_with_stehmans_estimators(mapped, tmp_p
     direct = estimate(Sample(stratum, ref, ref, sizes, 6))
     assert [record["area_proportion"][c] for c in CLASSES6] == pytest.approx([a for a, _ in direct.area_proportion])
     assert record["mapped_area_km2"] != json.loads(json.dumps(
-        assess(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "old"))["mapped_area_km2"]))
+        estimate_areas(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "old"))["mapped_area_km2"]))
 
 
 def test_unlabelled_points_are_left_out_with_a_warning_and_few_labels_are_an_error(mapped, tmp_path):
@@ -187,12 +187,12 @@ def test_unlabelled_points_are_left_out_with_a_warning_and_few_labels_are_an_err
     labels[0], labels[1] = "", "unknown"
     fill_references(tmp_path / "s.csv", labels)
     with pytest.warns(LutWarning, match="2 point"):
-        record = assess(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out"))
+        record = estimate_areas(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out"))
     assert [e["id"] for e in record["excluded_points"]] == [rows[0]["id"], rows[1]["id"]]
     stratum = rows[5]["stratum"]
     fill_references(tmp_path / "s.csv", ["" if r["stratum"] == stratum else r["reference"] for r in rows])
     with pytest.raises(InputError, match=f"stratum {stratum} has 0 labelled point"):
-        assess(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out2"))
+        estimate_areas(EstimateConfig(path, tmp_path / "s.csv", tmp_path / "out2"))
     assert not (tmp_path / "out2").exists()
 
 
@@ -214,3 +214,39 @@ def test_95_percent_intervals_cover_the_true_areas_over_200_samples(mapped):
         covered += [abs(p - t) <= Z95 * se for (p, se), t in zip(e.area_proportion, true_p)]
     coverage = covered / 200
     assert ((coverage >= 0.90) & (coverage <= 0.99)).all(), coverage
+
+
+def test_the_demo_step_labels_from_the_truth_raster_and_sets_estimates_beside_true_areas(mapped, tmp_path):
+    from lut.toolkit.cli.demo_assess import assess_demo_map, format_assessment
+
+    path, truth = mapped
+    truth_tif = write_lut_map(tmp_path / "truth.tif", truth)
+    rows = assess_demo_map(tmp_path, path, truth_tif, CLASSES6, seed=0, overwrite=False)
+    true_km2 = np.bincount(truth[truth != 255], minlength=6) * 100 / 1e6
+    assert [r["true_km2"] for r in rows] == pytest.approx(true_km2.tolist())
+    assert sum(r["covered"] for r in rows) >= 5 and "in CI" in format_assessment(rows)
+    labels = [r["reference"] for r in csv.DictReader(open(tmp_path / "sample.csv"))]
+    assert set(labels) <= set(CLASSES6) and len(labels) == 300
+    again = assess_demo_map(tmp_path, path, truth_tif, CLASSES6, seed=0, overwrite=True)  # lut's own files
+    assert again == rows
+
+
+def test_a_change_raster_is_assessed_per_transition(mapped, tmp_path):
+    from lut.toolkit.gis.change import ChangeConfig, compute_change
+
+    path, truth = mapped
+    with rasterio.open(path) as src:
+        before = src.read(1)
+    after = before.copy()
+    after[:100, 100:200] = np.where(after[:100, 100:200] == 255, 255, 2)  # a block becomes urban
+    later = write_lut_map(tmp_path / "after.tif", after)
+    compute_change(ChangeConfig(path, later, tmp_path / "change.tif"))
+    record = design(DesignConfig(tmp_path / "change.tif", tmp_path / "s.gpkg", n=100, min_per_stratum=5, seed=0))
+    assert record["kind"] == "transitions" and all("→" in s["name"] for s in record["strata"])
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    fill_references(tmp_path / "s.csv", [r["map_class"].replace("→", "->") for r in rows])  # a perfect map
+    result = estimate_areas(EstimateConfig(tmp_path / "change.tif", tmp_path / "s.csv", tmp_path / "out"))
+    changed = [s for s in record["strata"] if s["name"].endswith("→urban") and not s["name"].startswith("urban")]
+    for s in changed:
+        assert result["area_km2"][s["name"]] == pytest.approx(s["km2"]) and result["area_km2_ci95"][s["name"]] == 0
+    assert result["overall_accuracy"] == 1.0

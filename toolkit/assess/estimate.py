@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.core.errors import InputError, warn
+from lut.toolkit.core.raster import gdal_env
 
 from .design import load_design
 from .estimators import Z95, Sample, estimate
@@ -58,10 +59,10 @@ def label_points(legend: MapLegend, rows: list[dict], reference: str, sample: Pa
     import rasterio
 
     if reference not in rows[0]:
-        raise InputError(f"{sample} has no `reference` column {reference!r} (columns: {', '.join(rows[0])}): "
+        raise InputError(f"{sample} has no column {reference!r} of reference labels (columns: {', '.join(rows[0])}): "
                          "label the points in it, or name the column with `reference`")
     out = Labelled()
-    with rasterio.open(legend.path) as src:
+    with gdal_env(), rasterio.open(legend.path) as src:
         for i, row in enumerate(rows):
             uid = row.get("id") or str(i + 1)
             label = (row.get(reference) or "").strip()
@@ -92,7 +93,7 @@ def label_points(legend: MapLegend, rows: list[dict], reference: str, sample: Pa
     return out
 
 
-def assess(cfg: EstimateConfig) -> dict:
+def estimate_areas(cfg: EstimateConfig) -> dict:
     """Estimate accuracy and areas; write DIR/assessment.json, CSV tables, a report and a plot. Returns the
     assessment record."""
     legend = read_legend(cfg.map)

@@ -14,9 +14,10 @@ import numpy as np
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_TAG
 from lut.toolkit.core.ownership import is_lut_map_tags, map_classes
-from lut.toolkit.core.raster import is_metric, pixel_area
+from lut.toolkit.core.raster import gdal_env, is_metric, pixel_area
 
-STRIP_ROWS = 512
+#: pixels read at a time: memory stays flat whatever the map's width
+STRIP_PIXELS = 1 << 22
 
 
 @dataclass
@@ -80,12 +81,13 @@ def read_legend(path: Path) -> MapLegend:
                      width, height)
 
 
-def strips(legend: MapLegend, rows: int = STRIP_ROWS):
-    """(first row, band-1 rows) of the map, `rows` at a time."""
+def strips(legend: MapLegend, pixels: int = STRIP_PIXELS):
+    """(first row, band-1 rows) of the map, about `pixels` at a time, through lut's capped GDAL cache."""
     import rasterio
     from rasterio.windows import Window
 
-    with rasterio.open(legend.path) as src:
+    rows = max(1, pixels // max(legend.width, 1))
+    with gdal_env(), rasterio.open(legend.path) as src:
         for y0 in range(0, legend.height, rows):
             h = min(rows, legend.height - y0)
             yield y0, src.read(1, window=Window(0, y0, legend.width, h))

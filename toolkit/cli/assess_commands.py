@@ -55,7 +55,7 @@ def design(map_path, output, n, target_se, expected_ua, allocation, min_per_stra
 @click.option("--overwrite", is_flag=True, help="Replace an assessment that lut wrote.")
 def estimate(map_path, sample, output, reference, overwrite):
     """Accuracy and area (km² ± 95% CI) of MAP from a labelled SAMPLE (GeoPackage or CSV)."""
-    from lut.toolkit.assess.estimate import EstimateConfig, assess as run
+    from lut.toolkit.assess.estimate import EstimateConfig, estimate_areas as run
 
     record = run(EstimateConfig(map_path, sample, output, reference, overwrite))
     click.echo((output / "assessment.md").read_text().split("\n", 1)[1].rsplit("References:", 1)[0].rstrip())

@@ -15,6 +15,7 @@ from lut.toolkit.core.ownership import MAP_TAG, check_output_file, raster_tags
 from lut.toolkit.core.raster import pixel_area
 from lut.toolkit.gis.transitions import Transitions
 
+from .demo_assess import SAMPLE_SIZE, assess_demo_map, format_assessment
 from lut.toolkit.data.clouds import SCL_CLEAR, add_clouds, cloud_field
 from lut.toolkit.data.synthetic import CLASSES, render
 from lut.toolkit.core.formats import DEMO_FORMAT
@@ -54,6 +55,7 @@ class DemoResult:
     change: Path | None = None
     change_preview: Path | None = None
     change_scores: list[dict] = field(default_factory=list)
+    assessment: list[dict] = field(default_factory=list)  # per class: mapped, estimated ± CI, true km²
     artefacts: dict[str, Path] = field(default_factory=dict)
 
 
@@ -223,7 +225,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     if not (backbone / "config.json").is_file():
         write_demo_backbone(backbone, cfg.image_size, cfg.seed)
 
-    log.info(f"[1/5] finetune: progressive unfreezing of a small random-init ViT on {cfg.images} synthetic "
+    log.info(f"[1/6] finetune: progressive unfreezing of a small random-init ViT on {cfg.images} synthetic "
         f"{cfg.image_size} px patches ({cfg.epochs} epochs)")
     _, outcome = finetune(FinetuneConfig(
         data="synthetic", synthetic_images=cfg.images, backbone=str(backbone), image_size=cfg.image_size,
@@ -234,22 +236,22 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     ))
     log.info(f"      test accuracy {outcome.metrics['accuracy']:.3f}, macro F1 {outcome.metrics['macro_f1']:.3f}")
 
-    log.info("[2/5] export: ONNX fp32 + INT8 through optimum, parity against PyTorch")
+    log.info("[2/6] export: ONNX fp32 + INT8 through optimum, parity against PyTorch")
     exported = export_model(ExportConfig(model_dir=bundle, quantize=True, overwrite=cfg.overwrite, samples=128,
                                          min_seconds=0.5, store=cfg.store))
     log.info(exported.table())
 
-    log.info(f"[3/5] scene: a {cfg.scene_size} x {cfg.scene_size} px georeferenced scene with known land use")
+    log.info(f"[3/6] scene: a {cfg.scene_size} x {cfg.scene_size} px georeferenced scene with known land use")
     scene, truth = _write_scene(out, "scene", cfg, second_date=False)
 
-    log.info("[4/5] classify: tiled, batched ONNX Runtime inference with half-patch overlap")
+    log.info("[4/6] classify: tiled, batched ONNX Runtime inference with half-patch overlap")
     landuse, preview = out / "landuse.tif", out / "landuse.png"
     classify = ClassifyConfig(scene=scene, output=landuse, model=bundle, stride=cfg.image_size // 2, preview=preview,
                               overwrite=cfg.overwrite, confidence=True, progress=cfg.progress, store=cfg.store)
     result = classify_scene(classify)
     accuracy = map_accuracy(landuse, truth)
 
-    log.info("[5/5] change: the same place at a second date (" + ", ".join(f"{a}→{b}" for a, b in DEMO_CHANGES)
+    log.info("[5/6] change: the same place at a second date (" + ", ".join(f"{a}→{b}" for a, b in DEMO_CHANGES)
         + "), classified and compared")
     scene_after, truth_after = _write_scene(out, "scene_after", cfg, second_date=True)
     landuse_after = out / "landuse_after.tif"
@@ -261,6 +263,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
                                          overwrite=cfg.overwrite))
     scores = change_scores(change.transitions, truth, truth_after)
     log.info(format_change_scores(scores))
+
+    log.info(f"[6/6] publishable areas: a stratified sample of {SAMPLE_SIZE} points of the first map, labelled "
+             "from the truth, areas estimated with 95% confidence intervals (lut assess)")
+    areas = assess_demo_map(out, landuse, truth, list(result.summary["classes"]), cfg.seed, cfg.overwrite)
+    log.info(format_assessment(areas))
     return DemoResult(bundle, exported.onnx_dir, scene, truth, landuse, preview, result.summary_path,
                       outcome.metrics["accuracy"], accuracy, exported.table(), change.outputs.raster,
-                      change.outputs.preview, scores)
+                      change.outputs.preview, scores, areas)

@@ -28,6 +28,9 @@ def demo(output, images, epochs, scene_size, seed, overwrite, quiet):
     total = result.change_scores[-1]
     click.echo(f"change mapped: {total['mapped_km2']:.3f} km2 against {total['true_km2']:.3f} km2 true "
                f"({total['error_percent']:+.1f}%)")
+    inside = sum(row["covered"] for row in result.assessment)
+    click.echo(f"areas: {inside} of {len(result.assessment)} true class areas inside their 95% confidence intervals "
+               f"(demo/assessment/assessment.md)")
     for name, path in (("bundle", result.bundle), ("onnx", result.onnx_dir), ("scene", result.scene),
                        ("truth", result.truth), ("map", result.landuse), ("summary", result.summary),
                        ("preview", result.preview), ("change", result.change),

@@ -99,8 +99,11 @@ class Transitions:
 
         pct = self.percent()
         lines = [MARKDOWN_MARK, f"# {title}", "",
-                 f"Rows: class before; columns: class after; {unit} (percent of the {fmt(values.sum())} {unit} "
-                 "valid in both maps).", "",
+                 f"Rows: class before; columns: class after; mapped {unit} (percent of the {fmt(values.sum())} "
+                 f"{unit} valid in both maps).", "",
+                 "Mapped areas are pixel counts, biased by the maps' errors; for areas with 95% confidence "
+                 "intervals, sample this change raster and estimate them: `lut assess design` then "
+                 "`lut assess estimate` (Olofsson et al. 2014).", "",
                  "| before \\ after | " + " | ".join(self.classes) + " | total |",
                  "|---|" + "---:|" * (len(self.classes) + 1)]
         for i, name in enumerate(self.classes):
@@ -108,7 +111,8 @@ class Transitions:
             lines.append(f"| **{name}** | " + " | ".join(cells) + f" | {fmt(values[i].sum())} |")
         lines.append("| **total** | " + " | ".join(fmt(values[:, j].sum()) for j in range(len(self.classes)))
                      + f" | {fmt(values.sum())} |")
-        lines += ["", f"| class | before | after | gains | losses | net ({unit}) |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", f"| class | before | after | gains | losses | net (mapped {unit}) |",
+                  "|---|---:|---:|---:|---:|---:|"]
         suffix = "_km2" if self.pixel_area_m2 is not None else "_pixels"
         for row in self.per_class():
             cells = [fmt(row[k + suffix]) for k in ("before", "after", "gains", "losses")]
