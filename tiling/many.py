@@ -20,12 +20,13 @@ from lut.toolkit.core.atomic import check_writable_dir
 from lut.toolkit.core.bundle import Bundle
 from lut.toolkit.core.errors import EXIT_PARTIAL, InputError
 from lut.toolkit.core.ownership import check_not_input
+from lut.toolkit.core.store import sha256_file
 
 from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import write_run_outputs
-from .run_records import RunRecords, RunSpec, is_run_directory, sha256_file
+from .run_records import RunRecords, RunSpec, is_run_directory
 from .scene_list import check_shard, common_root, expand_scenes, map_path, name_path, shard_of
 
 Engine = Literal["local", "ray"]

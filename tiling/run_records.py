@@ -66,14 +66,6 @@ class RunSpec:
         return {"format": RUN_FORMAT, "config_hash": self.hash, **dataclasses.asdict(self)}
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_run_directory(path: Path) -> bool:
     try:
         return json.loads((Path(path) / "run.json").read_text()).get("format") == RUN_FORMAT

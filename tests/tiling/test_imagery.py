@@ -2,7 +2,6 @@
 asset, remote files over HTTP range requests, the clipping check and per-class probabilities."""
 
 import json
-import shutil
 import warnings as warnings_module
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from lut.toolkit.core.masks import dilate, parse_rule
 
 from ..conftest import synthetic_scene, write_scene
 from ..range_server import serve
-from ..toolkit.test_sources import ES, L8, localize, needs_l8, needs_stac
+from ..toolkit.test_sources import ES, L8, landsat_band_files, localize, needs_l8, needs_stac
 
 WATER, FOREST = 3, 0
 
@@ -35,14 +34,7 @@ def l8_with_mtl(tmp_path_factory):
     """The real cloudy Landsat-8 bands beside an MTL (L1 rescaling, sun elevation 60), so both runs of a
     comparison share one fixed scaling."""
     root = tmp_path_factory.mktemp("l8")
-    for name in ("B2", "B3", "B4", "BQA"):
-        shutil.copy(L8 / f"l8_{name}.tif", root / f"LC08_T_{name}.TIF")
-    (root / "LC08_T_MTL.txt").write_text(
-        "GROUP = IMAGE_ATTRIBUTES\n  SUN_ELEVATION = 60.0\nEND_GROUP = IMAGE_ATTRIBUTES\n"
-        "GROUP = RADIOMETRIC_RESCALING\n" + "".join(
-            f"  REFLECTANCE_MULT_BAND_{b} = 2.0E-05\n  REFLECTANCE_ADD_BAND_{b} = -0.1\n" for b in (2, 3, 4))
-        + "END_GROUP = RADIOMETRIC_RESCALING\n")
-    return root, ",".join(f"{c}={root}/LC08_T_{b}.TIF" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+    return root, landsat_band_files(root, "LC08_T", 60.0, extra=("BQA",))
 
 
 @needs_l8

@@ -165,16 +165,22 @@ def test_item_without_the_bands_and_raster_bands_scale(tmp_path):
         scene_source(str(item), ("red", "rededge9"), hrefs)
 
 
+def landsat_band_files(folder: Path, prefix: str, sun_elevation: float, extra=()) -> str:
+    """Copies of the real cloudy Landsat-8 bands named like USGS files, beside an MTL with the L1 rescaling
+    (2e-5, -0.1) of bands 2-4 and a sun elevation; returns their red,green,blue band-files argument."""
+    for name in ("B2", "B3", "B4", *extra):
+        shutil.copy(L8 / f"l8_{name}.tif", folder / f"{prefix}_{name}.TIF")
+    (folder / f"{prefix}_MTL.txt").write_text(
+        "GROUP = L1_METADATA_FILE\n GROUP = IMAGE_ATTRIBUTES\n  SUN_ELEVATION = " + f"{sun_elevation}\n"
+        " END_GROUP = IMAGE_ATTRIBUTES\n GROUP = RADIOMETRIC_RESCALING\n" + "".join(
+            f"  REFLECTANCE_MULT_BAND_{b} = 2.0000E-05\n  REFLECTANCE_ADD_BAND_{b} = -0.100000\n" for b in (2, 3, 4))
+        + " END_GROUP = RADIOMETRIC_RESCALING\nEND_GROUP = L1_METADATA_FILE\nEND\n")
+    return ",".join(f"{c}={folder}/{prefix}_{b}.TIF" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+
+
 @needs_l8
 def test_band_files_with_an_mtl_beside_them(tmp_path):
-    for name in ("B2", "B3", "B4"):
-        shutil.copy(L8 / f"l8_{name}.tif", tmp_path / f"LC08_X_{name}.TIF")
-    (tmp_path / "LC08_X_MTL.txt").write_text(
-        "GROUP = L1_METADATA_FILE\n GROUP = IMAGE_ATTRIBUTES\n  SUN_ELEVATION = 30.0\n END_GROUP = IMAGE_ATTRIBUTES\n"
-        " GROUP = RADIOMETRIC_RESCALING\n" + "".join(
-            f"  REFLECTANCE_MULT_BAND_{b} = 2.0000E-05\n  REFLECTANCE_ADD_BAND_{b} = -0.100000\n" for b in (2, 3, 4))
-        + "  END_GROUP = RADIOMETRIC_RESCALING\nEND_GROUP = L1_METADATA_FILE\nEND\n")
-    spec = ",".join(f"{c}={tmp_path}/LC08_X_{b}.TIF" for c, b in (("red", "B4"), ("green", "B3"), ("blue", "B2")))
+    spec = landsat_band_files(tmp_path, "LC08_X", 30.0)
     source = scene_source(spec)
     with source.open() as src:
         assert math.isclose(src.scales[0], 2e-5 / 0.5) and math.isclose(src.offsets[0], -0.1 / 0.5)

@@ -27,7 +27,9 @@ from lut.toolkit.core.formats import DESIGN_FORMAT
 
 from .allocation import ALLOCATIONS, allocate, cochran_n
 from .sample_files import SampleTable, check_outputs, design_path_of, embedded_design, write_sample
-from .strata import MapLegend, count_values, file_sha256, read_legend, strips
+from lut.toolkit.core.store import sha256_file
+
+from .strata import MapLegend, count_values, read_legend, strips
 
 #: Olofsson et al. (2014): 50-100 units in each rare stratum; and their example's target SE of overall accuracy
 MIN_PER_STRATUM = 50
@@ -116,7 +118,7 @@ def design(cfg: DesignConfig) -> dict:
     sizes = allocate(n, counts, cfg.allocation, cfg.min_per_stratum)
     values, rows, cols = draw(legend, counts, sizes, cfg.seed)
     record = {
-        "format": DESIGN_FORMAT, "map": str(Path(cfg.map).resolve()), "map_sha256": file_sha256(cfg.map),
+        "format": DESIGN_FORMAT, "map": str(Path(cfg.map).resolve()), "map_sha256": sha256_file(cfg.map),
         "kind": legend.kind, "crs": legend.crs.to_wkt() if legend.crs else None,
         "transform": list(legend.transform)[:6], "width": legend.width, "height": legend.height,
         "pixel_area_m2": legend.pixel_area_m2, "n": int(sizes.sum()), "n_requested": int(n),

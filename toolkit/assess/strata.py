@@ -3,7 +3,6 @@ counts from one streaming pass."""
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +99,3 @@ def count_values(legend: MapLegend) -> np.ndarray:
         found = np.bincount(data.ravel(), minlength=len(legend.names))
         counts += found[: len(legend.names)]
     return counts
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -34,3 +34,14 @@ def resolve_bundle(model_dir: str | Path | None, store: Path = DEFAULT_STORE) ->
     if not (path / BUNDLE_FILE).is_file():
         raise InputError(f"{path} is not a lut model bundle (no {BUNDLE_FILE})")
     return path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of a file, read in 4 MB chunks: which model or map exactly a record refers to."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
