@@ -33,6 +33,7 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
     from rasterio.transform import from_origin
 
     from lut.tiling.writer import ClassMapWriter, map_legend
+    from lut.toolkit.core.ownership import confidence_path_of
     from lut.toolkit.gis.legend import sidecars, write_legend
 
     rng = np.random.default_rng(0)
@@ -42,7 +43,7 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
         parcels = np.where(change, (parcels + 1) % len(CLASSES), parcels)
     profile = {"width": size, "height": size, "crs": CRS.from_epsg(32633),
                "transform": from_origin(500000.0 + offset_m, 5000000.0, pixel_m, pixel_m)}
-    writer = ClassMapWriter(path, profile, CLASSES, confidence=True)
+    writer = ClassMapWriter(path, profile, CLASSES, confidence_path_of(path))
     conf_rng = np.random.default_rng(seed + 1)
     for y0 in range(0, size, STRIP):
         rows = np.arange(y0, min(size, y0 + STRIP)) // PARCEL
@@ -51,7 +52,7 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
         confidence = conf_rng.integers(30, 101, classes.shape, dtype=np.uint8)
         writer.write_rows(y0, classes, confidence)
     writer.close()
-    write_legend(map_legend(CLASSES, writer.counts, pixel_m * pixel_m, True), *sidecars(path))
+    write_legend(map_legend(CLASSES, writer.counts, pixel_m * pixel_m), *sidecars(path))
 
 
 # VmHWM, not ru_maxrss: after fork+exec Linux reports the parent's peak in ru_maxrss when it is larger

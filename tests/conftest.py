@@ -150,11 +150,13 @@ def write_lut_map(path: Path, classes, confidence=None, transform=None, crs="EPS
     names = names or CLASSES6
     profile = {"width": classes.shape[1], "height": classes.shape[0], "crs": CRS.from_user_input(crs) if crs else None,
                "transform": transform or from_origin(300000.0, 4000000.0, 10.0, 10.0)}
-    writer = ClassMapWriter(path, profile, names, confidence is not None)
+    from lut.toolkit.core.ownership import confidence_path_of
+
+    writer = ClassMapWriter(path, profile, names, None if confidence is None else confidence_path_of(path))
     writer.write_rows(0, classes.astype(np.uint8), None if confidence is None else confidence.astype(np.uint8))
     writer.close()
     from lut.toolkit.core.raster import pixel_area
 
     area = pixel_area(profile["transform"])
-    write_legend(map_legend(names, writer.counts, area, confidence is not None), *sidecars(path))
+    write_legend(map_legend(names, writer.counts, area), *sidecars(path))
     return path

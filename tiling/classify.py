@@ -27,7 +27,8 @@ from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size
 
 from lut.toolkit.core.chunks import ChunkReader
 from lut.toolkit.core.masks import parse_rule
-from lut.toolkit.core.ownership import is_lut_probabilities
+from lut.toolkit.core.paths import recorded
+from lut.toolkit.core.ownership import confidence_path_of, is_lut_confidence, is_lut_probabilities
 from lut.toolkit.core.sources import HrefMap, SceneSource
 
 from .deployed import DeployedModel, load_deployed
@@ -210,6 +211,7 @@ class MapOutputs:
     summary: Path
     aux: Path
     qml: Path
+    confidence: Path | None = None
     preview: Path | None = None
     vector: Path | None = None
     probabilities: Path | None = None
@@ -219,15 +221,17 @@ class MapOutputs:
         output = Path(cfg.output)
         aux, qml = sidecars(output)
         probabilities = probabilities_path_of(output) if cfg.probabilities else None
+        confidence = confidence_path_of(output) if cfg.confidence else None
         optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector, probabilities)]
-        return cls(output, summary_path_of(output), aux, qml, *optional)
+        return cls(output, summary_path_of(output), aux, qml, confidence, *optional)
 
     def named(self) -> dict[str, Path]:
         return {k: v for k, v in vars(self).items() if v is not None}
 
 
 _OWNED = {"map": is_lut_map, "summary": is_lut_summary, "aux": is_lut_legend, "qml": is_lut_legend,
-          "preview": is_lut_preview, "vector": is_lut_vector, "probabilities": is_lut_probabilities}
+          "preview": is_lut_preview, "vector": is_lut_vector, "probabilities": is_lut_probabilities,
+          "confidence": is_lut_confidence}
 
 
 def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs, source: SceneSource | None = None) -> None:
@@ -265,20 +269,20 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
     named = outputs.named()
     with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
         temps = dict(zip(named, temp_list))
-        run = _run(cfg, model, plan, temps["map"], temps.get("probabilities"))
+        run = _run(cfg, model, plan, temps["map"], temps.get("probabilities"), temps.get("confidence"))
         if run.patches == 0:
             why = "every valid pixel is masked" if run.masked_pixels else "it holds no valid pixels"
             notes.append(f"{source.name}: {why}; the map is all nodata")
             warn(notes[-1])
         summary = _summary(cfg, model, plan, run, outputs, notes)
-        write_legend(map_legend(model.classes, run.counts, summary["pixel_area_m2"], cfg.confidence),
+        write_legend(map_legend(model.classes, run.counts, summary["pixel_area_m2"]),
                      temps["aux"], temps["qml"])
         if cfg.preview is not None:
             write_preview(temps["map"], temps["preview"], model.classes, class_colours(model.classes))
         if cfg.vector is not None:
             temps["vector"].unlink()  # OGR creates the GeoPackage itself
             polygons = write_polygons(temps["map"], temps["vector"], cfg.vector_config(), final=outputs.vector)
-            summary["vector"] = {"path": str(outputs.vector.resolve()), "polygons": polygons.polygons,
+            summary["vector"] = {"path": recorded(outputs.vector, outputs.map.parent), "polygons": polygons.polygons,
                                  "sieve_pixels": polygons.sieve_pixels, "sieved_pixels": polygons.sieved_pixels}
         temps["summary"].write_text(json.dumps(summary, indent=2))
     return ClassifyResult(outputs.map, outputs.summary, summary, run.patches, run.skipped, run.seconds,
@@ -290,18 +294,19 @@ def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: Ru
              notes: list[str]) -> dict:
     summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
                            run.nodata_pixels)
-    source = plan.source
-    scene = str(Path(source.spec).resolve()) if source.files and source.channels is None else source.spec
+    here = outputs.map.parent  # every path in the summary is relative to it: no machine paths in outputs
     pixels = plan.profile["width"] * plan.profile["height"]
-    summary.update(format=SUMMARY_FORMAT, scene=scene, map=str(outputs.map.resolve()),
-                   model=str(model.path), precision=model.precision, precision_reason=model.why,
+    summary.update(format=SUMMARY_FORMAT, scene=recorded(plan.source.spec, here), map=outputs.map.name,
+                   model=recorded(model.path, here), model_sha256=model.sha256, precision=model.precision,
+                   precision_reason=model.why,
                    device=model.device, window=plan.footprint.to_dict(), stride=plan.grid.stride,
-                   bands=list(plan.bands), channels=list(source.channels or []), scaling=plan.rule.to_dict(),
+                   bands=list(plan.bands), channels=list(plan.source.channels or []), scaling=plan.rule.to_dict(),
                    radiometry=plan.radiometry, min_valid=cfg.min_valid,
                    mask=None if plan.mask is None else {
-                       **plan.mask.to_dict(), "masked_pixels": run.masked_pixels,
+                       **plan.mask.to_dict(), "path": recorded(plan.mask.path, here), "masked_pixels": run.masked_pixels,
                        "masked_percent": round(100.0 * run.masked_pixels / max(pixels, 1), 3)},
-                   probabilities=None if outputs.probabilities is None else str(outputs.probabilities.resolve()),
+                   probabilities=None if outputs.probabilities is None else outputs.probabilities.name,
+                   confidence=None if outputs.confidence is None else outputs.confidence.name,
                    patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
                    seconds=run.seconds, warnings=notes)
     return summary
@@ -319,21 +324,24 @@ class RunStats:
 
 
 def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path,
-         probabilities: Path | None = None) -> RunStats:
-    """Stream the scene through the model into `target` (a temporary path), and the class probabilities
-    into `probabilities` when given."""
+         probabilities: Path | None = None, confidence: Path | None = None) -> RunStats:
+    """Stream the scene through the model into `target` (a temporary path), its confidence into
+    `confidence` and the class probabilities into `probabilities` when given; with `cog`, both rasters are
+    rewritten as COGs at the end."""
     grid = plan.grid
     readers = default_readers() if cfg.readers is None else cfg.readers
     reader = ChunkReader(plan.source.open, plan.bands, cfg.nodata, grid, threads=max(1, readers), mask=plan.mask)
     preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch, cfg.uint8_graph)
     producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
-    writer_path = target.with_name(target.name + ".gtiff.tif") if cfg.cog else target
+    finals = [p for p in (target, confidence) if p is not None]
+    staged = [p.with_name(p.name + ".gtiff.tif") if cfg.cog else p for p in finals]
+    writer_path, conf_path = staged[0], (staged[1] if confidence is not None else None)
     stats = RunStats(np.zeros(len(model.classes), np.int64))
     start = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
-            writer = ClassMapWriter(writer_path, plan.profile, model.classes, cfg.confidence)
+            writer = ClassMapWriter(writer_path, plan.profile, model.classes, conf_path)
             stack.callback(writer.close)
             probs = None if probabilities is None else ProbabilityWriter(probabilities, plan.profile, model.classes)
             if probs is not None:
@@ -356,10 +364,12 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
             if producer.error is not None:
                 raise producer.error
         if cfg.cog:
-            to_cog(writer_path, target)
+            for gtiff, final in zip(staged, finals):
+                to_cog(gtiff, final)
     finally:
         if cfg.cog:
-            writer_path.unlink(missing_ok=True)
+            for gtiff in staged:
+                gtiff.unlink(missing_ok=True)
     stats.counts = writer.counts
     stats.seconds = time.perf_counter() - start
     return stats

@@ -4,10 +4,10 @@ and Dynamic World make their annual maps.
 Each input is the per-class probabilities of one date (`classify --probabilities`: the
 NAME.probabilities.tif itself, or its map, whose summary names it). Each pixel gets the mean of the class
 probabilities over the dates where it is valid (not nodata, not masked as cloud); the composite's class is
-the largest mean, its confidence that mean, and NAME.observations.tif counts the valid dates (a band of its
-own: GDAL's GeoTIFF keeps a colour table on one- and two-band files only). A pixel no date saw is nodata.
+the largest mean (NAME.tif), its confidence that mean (NAME.confidence.tif), and NAME.observations.tif
+counts the valid dates. A pixel no date saw is nodata.
 Inputs on other grids are read on the first input's grid by nearest neighbour, as `lut change` does. The
-composite is a lut map with a confidence band, so `lut change` compares two composites directly.
+composite is a lut map with its confidence, so `lut change` compares two composites directly.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import COMPOSITE_FORMAT, CONFIDENCE_NODATA, MAP_NODATA, MAP_TAG, SUMMARY_FORMAT
-from lut.toolkit.core.ownership import (check_output_file, is_lut_map, is_lut_probabilities, is_lut_summary,
-                                        raster_tags)
+from lut.toolkit.core.ownership import (check_output_file, confidence_path_of, is_lut_confidence, is_lut_map,
+                                        is_lut_probabilities, is_lut_summary, raster_tags)
+from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.raster import gdal_env
 from lut.toolkit.gis.legend import is_lut_legend, sidecars, write_legend
 
@@ -68,8 +69,8 @@ def probabilities_of(path: Path) -> Path:
     if is_lut_map(path):
         summary = summary_path_of(path)
         named = json.loads(summary.read_text()).get("probabilities") if summary.is_file() else None
-        if named and is_lut_probabilities(Path(named)):
-            return Path(named)
+        if named and is_lut_probabilities(path.parent / named):  # relative to the map (absolute before 2026-12)
+            return path.parent / named
         raise InputError(f"{path} has no per-class probabilities: classify its scene again with `probabilities`")
     raise InputError(f"composite input {path} is not a lut map or probabilities file: classify each date with "
                      "`probabilities` and give those files")
@@ -136,20 +137,21 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
     output = Path(cfg.output)
     aux, qml = sidecars(output)
     summary_path, seen_path = summary_path_of(output), observations_path_of(output)
-    owned = {output: is_lut_map, seen_path: is_lut_observations, summary_path: is_lut_summary, aux: is_lut_legend,
-             qml: is_lut_legend}
+    conf_path = confidence_path_of(output)
+    owned = {output: is_lut_map, conf_path: is_lut_confidence, seen_path: is_lut_observations,
+             summary_path: is_lut_summary, aux: is_lut_legend, qml: is_lut_legend}
     for path, ours in owned.items():
         check_output_file(path, cfg.overwrite, ours, [*cfg.inputs, *files], "output")
     classes = grid["classes"]
-    with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_seen, t_summary, t_aux, t_qml):
-        counts, histogram = _write(files, grid, classes, t_map, t_seen, cfg.strip_rows)
+    with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml):
+        counts, histogram = _write(files, grid, classes, (t_map, t_conf, t_seen), cfg.strip_rows)
         summary = area_summary(counts, classes, grid["transform"], grid["crs"], histogram[0])
-        summary.update(format=SUMMARY_FORMAT, kind="composite", map=str(output.resolve()),
-                       observations_raster=str(seen_path.resolve()), inputs=[str(p.resolve()) for p in files],
+        summary.update(format=SUMMARY_FORMAT, kind="composite", map=output.name, confidence=conf_path.name,
+                       observations_raster=seen_path.name, inputs=[recorded(p, output.parent) for p in files],
                        observations={str(k): int(v) for k, v in enumerate(histogram) if v},
                        aligned="nearest neighbour onto the first input's grid"
                        if any(g != grid for g in grids[1:]) else "same grid")
-        write_legend(map_legend(classes, counts, summary["pixel_area_m2"], True), t_aux, t_qml)
+        write_legend(map_legend(classes, counts, summary["pixel_area_m2"]), t_aux, t_qml)
         t_summary.write_text(json.dumps(summary, indent=2))
     return CompositeResult(output, summary_path, summary, time.perf_counter() - start)
 
@@ -162,12 +164,14 @@ def is_lut_observations(path: Path) -> bool:
     return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == COMPOSITE_FORMAT
 
 
-def _write(files: list[Path], grid: dict, classes: list[str], target: Path, seen_target: Path, strip_rows: int):
+def _write(files: list[Path], grid: dict, classes: list[str], targets: tuple[Path, Path, Path], strip_rows: int):
+    """The composite map, its confidence and its observation count, strip by strip."""
     from rasterio.windows import Window
 
+    target, conf_target, seen_target = targets
     histogram = np.zeros(len(files) + 1, np.int64)  # pixels seen by 0, 1, ... dates
     with contextlib.ExitStack() as stack:
-        writer = ClassMapWriter(target, grid, classes, confidence=True)
+        writer = ClassMapWriter(target, grid, classes, conf_target)
         stack.callback(writer.close)
         seen_dst, seen_stack = open_band_raster(seen_target, grid, 1, None)
         stack.callback(seen_stack.close)

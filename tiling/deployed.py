@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +15,13 @@ from lut.toolkit.core.bundle import Bundle, ChipInfo
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import MAP_PRECISIONS
 from lut.toolkit.core.radiometry import BandRule
-from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
+from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle, sha256_file
 
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
 
 
 @dataclass
@@ -36,6 +43,11 @@ class DeployedModel:
     @property
     def device(self) -> str:
         return session_device(self.session if self.session is not None else self._uint8[1])
+
+    @property
+    def sha256(self) -> str:
+        """The ONNX file's SHA-256, which identifies the model in outputs (once per process and file)."""
+        return _file_sha256(str(self.path), self.path.stat().st_size, self.path.stat().st_mtime_ns)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         if self.session is None:  # one copy of the weights at a time: the uint8 variant goes first

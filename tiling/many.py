@@ -20,6 +20,7 @@ from lut.toolkit.core.atomic import check_writable_dir
 from lut.toolkit.core.bundle import Bundle
 from lut.toolkit.core.errors import EXIT_PARTIAL, InputError
 from lut.toolkit.core.ownership import check_not_input
+from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.store import sha256_file
 
 from .classify import ClassifyConfig
@@ -81,7 +82,7 @@ class ManyResult:
         return EXIT_PARTIAL if self.failed or self.aborted else 0
 
 
-def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions) -> tuple[ClassifyConfig, RunSpec]:
+def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions, out: Path) -> tuple[ClassifyConfig, RunSpec]:
     """Pick the ONNX variant once, in the driver, so every worker runs the same file: its hash is recorded."""
     from lut.export.runtime import gpu_usable
 
@@ -93,7 +94,7 @@ def resolve_spec(template: ClassifyConfig, engine: str, ray: RayOptions) -> tupl
     if t.mask is not None:
         raise InputError("`mask` names one scene's quality raster; in a many-scene run each scene brings its own "
                          "(a STAC mask asset, or mask=FILE in its band files)")
-    spec = RunSpec(str(onnx_dir.resolve()), sha256_file(path), precision, t.stride, t.bands, t.scale, t.nodata,
+    spec = RunSpec(recorded(onnx_dir, out), sha256_file(path), precision, t.stride, t.bands, t.scale, t.nodata,
                    t.reflectance_offset, t.min_valid, t.gsd, t.resample, t.batch_size, t.confidence, t.cog,
                    t.channels, t.href_map, t.mask_rule, t.mask_dilate, t.use_mask, t.max_clipped, t.probabilities)
     return t, spec
@@ -162,7 +163,7 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     if cfg.engine == "ray":
         require_ray()  # before anything is written
     every, mine = plan_jobs(cfg)
-    template, spec = resolve_spec(cfg.template, cfg.engine, cfg.ray)
+    template, spec = resolve_spec(cfg.template, cfg.engine, cfg.ray, Path(cfg.output))
     records = RunRecords(Path(cfg.output), cfg.shard)
     resume = records.start(spec, cfg.overwrite)
     done = records.last_rows() if resume else {}

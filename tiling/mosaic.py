@@ -63,7 +63,7 @@ def vrt_xml(grids: list[MapGrid], vrt: Path, classes: list[str]) -> str:
     right = max(g.transform.c + g.width * g.transform.a for g in grids)
     bottom = min(g.transform.f + g.height * g.transform.e for g in grids)
     width, height = int(round((right - left) / res)), int(round((top - bottom) / res))
-    legend = map_legend(classes, np.zeros(len(classes), np.int64), None, confidence=False)
+    legend = map_legend(classes, np.zeros(len(classes), np.int64), None)
     colours = class_colours(classes)
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
     if grids[0].crs is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from lut.toolkit.core.atomic import write_text_atomic
 from lut.toolkit.core.errors import OwnershipError
 from lut.toolkit.core.formats import RUN_FORMAT
+from lut.toolkit.core.paths import recorded, restored
 
 
 
@@ -104,11 +105,13 @@ class RunRecords:
             for line in path.read_text().splitlines():
                 with contextlib.suppress(ValueError):
                     row = json.loads(line)
+                    row.update(scene=restored(row["scene"], self.out), map=restored(row["map"], self.out))
                     rows[row["scene"]] = row
         return rows
 
     def append(self, row: dict) -> None:
         """One write per row with O_APPEND: rows of concurrent writers never interleave on a local disk."""
+        row = {**row, "scene": recorded(row["scene"], self.out), "map": recorded(row["map"], self.out)}
         data = (json.dumps(row) + "\n").encode()
         fd = os.open(self.rows_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:

@@ -12,51 +12,42 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from rasterio.enums import ColorInterp
 
 from lut.toolkit.gis.legend import Category, Legend, class_colours
-from lut.toolkit.core.ownership import MAP_FORMAT, MAP_TAG
+from lut.toolkit.core.formats import CONFIDENCE_FORMAT, MAP_FORMAT, MAP_TAG
 from lut.toolkit.core.formats import PROBABILITIES_FORMAT
 from lut.toolkit.core.raster import gdal_env, overview_factors
 from lut.toolkit.core.formats import MAP_NODATA as NODATA, CONFIDENCE_NODATA
 
-#: the confidence band's nodata: 0 is a valid percentage, so nodata is 255 like the class band's
+#: the confidence file's band: 0 is a valid percentage, so nodata is 255 like the class band's
+CONFIDENCE_NOTE = f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)"
 
 
 class ClassMapWriter:
-    """Opens the output once and takes finished rows of the map in order."""
+    """Opens the map once and takes finished rows in order: one paletted class band (lut-map/2), and with
+    `confidence` (a path) the winning probability in its own one-band file, never an extra sample of the
+    class file, so every reader, with or without GDAL's metadata, shows the map as classes."""
 
-    def __init__(self, path: Path, src_profile: dict, classes: list[str], confidence: bool) -> None:
-        import rasterio
-
-        width, height = src_profile["width"], src_profile["height"]
-        profile = {
-            "driver": "GTiff", "width": width, "height": height, "count": 2 if confidence else 1,
-            "dtype": "uint8", "nodata": NODATA, "crs": src_profile.get("crs"), "transform": src_profile["transform"],
-            "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "interleave": "band",
-        }
+    def __init__(self, path: Path, src_profile: dict, classes: list[str], confidence: Path | None = None) -> None:
         self.classes = classes
-        self.confidence = confidence
-        self.stack = contextlib.ExitStack()
+        self.dst, self.stack = open_band_raster(path, src_profile, 1, NODATA, photometric=None)
         try:
-            self.stack.enter_context(gdal_env(pam=False))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a scene without CRS is allowed, and warned about elsewhere
-                self.dst = self.stack.enter_context(rasterio.open(path, "w", **profile))
+            self.dst.write_colormap(1, class_colours(classes))
+            self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA), **{MAP_TAG: MAP_FORMAT},
+                                 **{f"class_{i}": name for i, name in enumerate(classes)})
+            self.dst.set_band_description(1, "land-use class")
+            self.conf = None
+            if confidence is not None:
+                self.conf, conf_stack = open_band_raster(confidence, src_profile, 1, CONFIDENCE_NODATA)
+                self.stack.push(conf_stack)
+                self.conf.update_tags(**{MAP_TAG: CONFIDENCE_FORMAT}, map=Path(path).name)
+                self.conf.set_band_description(1, CONFIDENCE_NOTE)
         except BaseException:
             self.stack.close()
             raise
-        self.dst.write_colormap(1, class_colours(classes))
-        if confidence:
-            self.dst.colorinterp = [ColorInterp.palette, ColorInterp.gray]
-        self.dst.update_tags(class_names=",".join(classes), nodata_class=str(NODATA), **{MAP_TAG: MAP_FORMAT},
-                             **{f"class_{i}": name for i, name in enumerate(classes)})
-        self.dst.set_band_description(1, "land-use class")
-        if confidence:
-            self.dst.set_band_description(2, f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)")
         self.counts = np.zeros(len(classes), np.int64)
 
-    def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None,
+    def write_rows(self, y0: int, classes: np.ndarray, confidence: np.ndarray | None = None,
                    counts: np.ndarray | None = None) -> None:
         """Rows `y0`.. of the map; `counts` (pixels per class) when the caller already knows them."""
         from rasterio.windows import Window
@@ -64,14 +55,24 @@ class ClassMapWriter:
         h, w = classes.shape
         window = Window(0, y0, w, h)
         self.dst.write(classes, 1, window=window)
-        if self.confidence and confidence is not None:
-            self.dst.write(confidence, 2, window=window)
+        if self.conf is not None and confidence is not None:
+            self.conf.write(confidence, 1, window=window)
         if counts is None:
             counts = np.bincount(classes.ravel(), minlength=256)[: len(self.classes)]  # nodata lands in 255
         self.counts += counts
 
-    def close(self) -> None:
-        self.stack.close()
+    def close(self, overviews: bool = True) -> None:
+        """Build internal overviews (nearest for classes, average for confidence), then close."""
+        from rasterio.enums import Resampling
+
+        try:
+            factors = overview_factors(self.dst.width, self.dst.height)
+            if overviews and factors:
+                self.dst.build_overviews(factors, Resampling.nearest)  # classes stay classes
+                if self.conf is not None:
+                    self.conf.build_overviews(factors, Resampling.average)
+        finally:
+            self.stack.close()
 
 
 class ProbabilityWriter:
@@ -95,7 +96,8 @@ class ProbabilityWriter:
         self.stack.close()
 
 
-def open_band_raster(path: Path, src_profile: dict, count: int, nodata: int | None):
+def open_band_raster(path: Path, src_profile: dict, count: int, nodata: int | None,
+                     photometric: str | None = "MINISBLACK"):
     """A tiled, compressed uint8 GeoTIFF of `count` plain (grey) bands on the scene's grid, GDAL's PAM off;
     returns the dataset and the ExitStack that closes it."""
     import rasterio
@@ -118,22 +120,19 @@ def open_band_raster(path: Path, src_profile: dict, count: int, nodata: int | No
     return dst, stack
 
 
-def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | None, confidence: bool) -> Legend:
+def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | None) -> Legend:
     colours = class_colours(classes)
     categories = [Category(i, name, colours[i], int(n), None if pixel_area_m2 is None else n * pixel_area_m2 / 1e6)
                   for i, (name, n) in enumerate(zip(classes, counts.tolist()))]
-    notes = {2: f"confidence of the winning class, percent ({CONFIDENCE_NODATA} = nodata)"} if confidence else {}
-    return Legend(categories, NODATA, notes)
+    return Legend(categories, NODATA, {})
 
 
 def to_cog(gtiff: Path, target: Path) -> None:
     """Rewrite as a Cloud Optimized GeoTIFF: tiled, internal overviews by nearest neighbour (classes stay
     classes, never averaged into other classes), overviews after the header and before the data.
 
-    GDAL's COG driver (3.10) marks a palette band's second band as alpha in the TIFF itself, so the
-    confidence band would draw as transparency; its documented equivalent, GTiff with
-    COPY_SRC_OVERVIEWS=YES, keeps it a plain band: PHOTOMETRIC=MINISBLACK with the colour table, which
-    GDAL (and so QGIS) still reads as a palette band."""
+    Written as GDAL's GTiff with COPY_SRC_OVERVIEWS=YES, the COG driver's documented equivalent, which keeps
+    a one-band map PHOTOMETRIC=PALETTE and a one-band confidence file MINISBLACK."""
     import rasterio
     import rasterio.shutil
     from rasterio.enums import Resampling
@@ -141,9 +140,7 @@ def to_cog(gtiff: Path, target: Path) -> None:
     with gdal_env(pam=False):
         with rasterio.open(gtiff, "r+") as src:
             factors = overview_factors(src.width, src.height)
-            if factors:
+            if factors and not src.overviews(1):
                 src.build_overviews(factors, Resampling.nearest)
-            two_bands = src.count == 2
         rasterio.shutil.copy(gtiff, target, driver="GTiff", tiled=True, blockxsize=256, blockysize=256,
-                             compress="DEFLATE", copy_src_overviews=True,
-                             **({"photometric": "MINISBLACK"} if two_bands else {}))
+                             compress="DEFLATE", copy_src_overviews=True)

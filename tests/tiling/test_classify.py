@@ -69,8 +69,8 @@ def test_overlapping_windows_average_probabilities_per_cell(exported_bundle, tmp
     data = np.clip(data.astype(int) + rng.integers(-30, 30, data.shape), 1, 255).astype(np.uint8)
     scene = write_scene(tmp_path / "s.tif", data)
     classify(exported_bundle, scene, tmp_path / "m.tif", stride=16, precision="fp32", confidence=True)
-    with rasterio.open(tmp_path / "m.tif") as dst:
-        classes, confidence = dst.read(1), dst.read(2)
+    with rasterio.open(tmp_path / "m.tif") as dst, rasterio.open(tmp_path / "m.confidence.tif") as conf:
+        classes, confidence = dst.read(1), conf.read(1)
     cells = classes.reshape(4, 16, 4, 16)
     assert (cells == cells[:, :1, :, :1]).all()  # constant within each 16 x 16 cell
     model = load_deployed(exported_bundle, "fp32")
@@ -84,9 +84,10 @@ def test_overlapping_windows_average_probabilities_per_cell(exported_bundle, tmp
 def test_cog_confidence_and_preview(exported_bundle, tmp_path):
     scene = write_scene(tmp_path / "s.tif", synthetic_scene(300, 280, class_index=1))
     classify(exported_bundle, scene, tmp_path / "m.tif", cog=True, confidence=True, preview=tmp_path / "m.png")
-    with rasterio.open(tmp_path / "m.tif") as dst:
+    with rasterio.open(tmp_path / "m.tif") as dst, rasterio.open(tmp_path / "m.confidence.tif") as conf:
         assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-        assert dst.count == 2 and dst.read(2).max() <= 100
+        assert conf.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert dst.count == 1 and conf.read(1).max() <= 100
         assert dst.colormap(1)[1][:3] == (230, 200, 60)
         assert dst.tags()["class_1"] == "cropland" and dst.crs.to_epsg() == 32633
     assert (tmp_path / "m.png").stat().st_size > 1000

@@ -38,15 +38,14 @@ def test_class_names_colours_and_a_plain_confidence_band(exported_bundle, tmp_pa
     assert legend["rat"]["Class"] == CLASSES6 and legend["rat"]["Blue"][3] == "220"
     assert int(legend["rat"]["Pixels"][3]) == result.summary["classes"]["water"]["pixels"] > 0
     assert float(legend["rat"]["km2"][3]) == pytest.approx(result.summary["classes"]["water"]["km2"])
-    confidence = read_band_legend(tmp_path / "m.tif", 2)
-    assert confidence["colorinterp"] == "gray" and "percent" in confidence["description"]
-    with rasterio.open(tmp_path / "m.tif") as src:
-        assert src.colorinterp == (ColorInterp.palette, ColorInterp.gray)
-        assert src.nodatavals == (255, 255)
+    with rasterio.open(tmp_path / "m.tif") as src, rasterio.open(tmp_path / "m.confidence.tif") as conf:
+        assert src.count == 1 and src.colorinterp == (ColorInterp.palette,)  # one paletted band (lut-map/2)
+        assert src.nodatavals == (255,) and src.tags()["LUT_FORMAT"] == "lut-map/2"
         assert src.colormap(1)[3][:3] == (40, 90, 220)
-        conf = src.read(2)
-        assert conf[src.read(1) != 255].max() <= 100
-    assert ColorInterp.alpha not in colorinterp_without_sidecar(tmp_path / "m.tif")
+        assert conf.colorinterp == (ColorInterp.gray,) and "percent" in conf.descriptions[0]
+        assert conf.read(1)[src.read(1) != 255].max() <= 100 and conf.tags()["LUT_FORMAT"] == "lut-confidence/1"
+    assert colorinterp_without_sidecar(tmp_path / "m.tif") == (ColorInterp.palette,)
+    assert result.summary["confidence"].endswith("m.confidence.tif")
     qml = ET.parse(tmp_path / "m.qml").getroot()
     renderer = qml.find("pipe/rasterrenderer")
     assert renderer.get("type") == "paletted" and renderer.get("alphaBand") == "-1"
@@ -60,7 +59,7 @@ def test_cog_overviews_keep_classes_nearest_never_averaged(tmp_path):
     board = (np.indices((600, 600)).sum(0) % 2 * 4).astype(np.uint8)
     profile = {"width": 600, "height": 600, "crs": rasterio.crs.CRS.from_epsg(32633),
                "transform": from_origin(0, 600, 10, 10)}
-    writer = ClassMapWriter(tmp_path / "g.tif", profile, CLASSES6, confidence=True)
+    writer = ClassMapWriter(tmp_path / "g.tif", profile, CLASSES6, tmp_path / "g.confidence.tif")
     writer.write_rows(0, board, np.full_like(board, 77))
     writer.close()
     to_cog(tmp_path / "g.tif", tmp_path / "c.tif")

@@ -111,7 +111,7 @@ def test_stac_item_uses_its_scl_asset_unless_no_mask(exported_bundle, tmp_path):
     assert result.summary["mask"]["masked_percent"] == pytest.approx(25.0)
     assert "processing baseline 02.14" in result.summary["radiometry"]["source"]
     assert result.summary["channels"] == ["red", "green", "blue"]
-    with rasterio.open(result.summary["probabilities"]) as p:  # K uint8 bands, percent, 255 = nodata
+    with rasterio.open(tmp_path / result.summary["probabilities"]) as p:  # K uint8 bands, percent, 255 = nodata
         probs = p.read()
         assert p.count == 6 and p.descriptions[3].startswith("probability of water")
     assert (probs[:, :32] == 255).all()
@@ -211,11 +211,10 @@ def test_composite_of_two_cloudy_dates_has_no_hole_where_either_is_clear(exporte
     d1, d2 = maps
     assert (d1[:64] == 255).all() and (d2[64:] == 255).all() and (d1[64:] != 255).all()
     out = tmp_path / "year.tif"
-    result = composite(CompositeConfig([tmp_path / "d1.tif", Path(result.summary["probabilities"])], out))
+    result = composite(CompositeConfig([tmp_path / "d1.tif", tmp_path / result.summary["probabilities"]], out))
     with rasterio.open(out) as src, rasterio.open(tmp_path / "year.observations.tif") as obs:
-        classes, confidence = src.read()
-        seen = obs.read(1)
-        assert src.tags()["LUT_FORMAT"] == "lut-map/1" and src.colormap(1)[0][:3] != (0, 0, 0)
+        classes, seen = src.read(1), obs.read(1)
+        assert src.tags()["LUT_FORMAT"] == "lut-map/2" and src.colormap(1)[0][:3] != (0, 0, 0)
     assert (classes != 255).all() and (seen == 1).all()  # no hole: each pixel clear on exactly one date
     assert np.array_equal(classes[:64], d2[:64]) and np.array_equal(classes[64:], d1[64:])
     assert result.summary["observations"] == {"1": 128 * 128}
@@ -288,9 +287,9 @@ def test_composite_reads_a_date_on_another_grid_by_nearest_neighbour(tmp_path):
     fine = probabilities("d1.probabilities.tif", 64, 10.0, WATER, invalid_rows=32)  # top half cloudy
     coarse = probabilities("d2.probabilities.tif", 32, 20.0, FOREST)  # the same place at 20 m
     result = composite(CompositeConfig([fine, coarse], tmp_path / "year.tif"))
-    with rasterio.open(tmp_path / "year.tif") as src, rasterio.open(tmp_path / "year.observations.tif") as obs:
-        cls, conf = src.read()
-        seen = obs.read(1)
+    with rasterio.open(tmp_path / "year.tif") as src, rasterio.open(tmp_path / "year.observations.tif") as obs, \
+            rasterio.open(tmp_path / "year.confidence.tif") as confidence:
+        cls, conf, seen = src.read(1), confidence.read(1), obs.read(1)
         assert (src.width, src.res) == (64, (10.0, 10.0))
     assert (seen[:32] == 1).all() and (seen[32:] == 2).all()
     assert (cls[:32] == FOREST).all() and (conf[:32] == 70).all()  # only the 20 m date saw it

@@ -145,7 +145,7 @@ def test_refusals_are_one_clear_line(tmp_path, problem):
             d.write(np.zeros((1, 4, 4), np.uint8))
         a, message = tmp_path / "x.tif", "not a land-use map written by lut"
     elif problem == "no_confidence":
-        kwargs, message = {"min_confidence": 50}, "no confidence band"
+        kwargs, message = {"min_confidence": 50}, "has no confidence .before.confidence.tif."
     else:
         compute_change(ChangeConfig(b, a, tmp_path / "c0.tif"))
         a, message = tmp_path / "c0.tif", "a lut change raster"
@@ -207,8 +207,8 @@ def test_cli_change_of_maps_and_of_scenes(exported_bundle, tmp_path):
     assert report["matrix"]["pixels"][FOREST][WATER] > 0.8 * 64 * 96  # the model sees forest, then water
     for name in ("change.before.tif", "change.after.tif", "change.before.summary.json", "change.after.tif.aux.xml"):
         assert (out.parent / name).exists(), name
-    with rasterio.open(out.parent / "change.before.tif") as src:
-        assert src.count == 2  # with the confidence band that --min-confidence reads
+    with rasterio.open(out.parent / "change.before.confidence.tif") as src:
+        assert src.tags()["LUT_FORMAT"] == "lut-confidence/1"  # the confidence that --min-confidence reads
     result = runner.invoke(lut, ["change", str(s1), str(s2), "-o", str(tmp_path / "e.tif")])
     assert result.exit_code == 1 and "add --model BUNDLE" in result.output
 
@@ -224,3 +224,30 @@ def test_many_classes_change_codes_round_trip(tmp_path):
     with rasterio.open(tmp_path / "c.tif") as src:
         assert src.dtypes[0] == "uint16" and src.nodata == 65535
     assert read_band_legend(tmp_path / "c.tif")["categories"][19 * 20 + 0] == "c19→c0"
+
+
+def as_legacy_map(path, target):
+    """A lut-map/1 copy of a lut map: its confidence as band 2 of the class file, as lut wrote until 2026-12."""
+    from lut.toolkit.core.ownership import confidence_path_of
+
+    with rasterio.open(path) as src, rasterio.open(confidence_path_of(path)) as conf:
+        profile = {**src.profile, "count": 2}
+        data = np.stack([src.read(1), conf.read(1)])
+        colormap, tags = src.colormap(1), {**src.tags(), "LUT_FORMAT": "lut-map/1"}
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data)
+        dst.write_colormap(1, colormap)
+        dst.update_tags(**tags)
+    return target
+
+
+def test_maps_of_the_previous_format_still_change_and_vectorize(tmp_path):
+    from lut.toolkit.gis.vectorize import VectorizeConfig, vectorize
+
+    b, a = pair(tmp_path, confidence=True)
+    new = compute_change(ChangeConfig(b, a, tmp_path / "new.tif", min_confidence=50)).transitions
+    old_b, old_a = as_legacy_map(b, tmp_path / "old_b.tif"), as_legacy_map(a, tmp_path / "old_a.tif")
+    old = compute_change(ChangeConfig(old_b, old_a, tmp_path / "old.tif", min_confidence=50)).transitions
+    assert np.array_equal(old.pixels, new.pixels) and np.array_equal(old.removed, new.removed)
+    assert vectorize(VectorizeConfig(old_b, tmp_path / "old.gpkg")).polygons == \
+        vectorize(VectorizeConfig(b, tmp_path / "new.gpkg")).polygons

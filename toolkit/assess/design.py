@@ -27,6 +27,7 @@ from lut.toolkit.core.formats import DESIGN_FORMAT
 
 from .allocation import ALLOCATIONS, allocate, cochran_n
 from .sample_files import SampleTable, check_outputs, design_path_of, embedded_design, write_sample
+from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.store import sha256_file
 
 from .strata import MapLegend, count_values, read_legend, strips
@@ -118,7 +119,7 @@ def design(cfg: DesignConfig) -> dict:
     sizes = allocate(n, counts, cfg.allocation, cfg.min_per_stratum)
     values, rows, cols = draw(legend, counts, sizes, cfg.seed)
     record = {
-        "format": DESIGN_FORMAT, "map": str(Path(cfg.map).resolve()), "map_sha256": sha256_file(cfg.map),
+        "format": DESIGN_FORMAT, "map": recorded(cfg.map, Path(cfg.output).parent), "map_sha256": sha256_file(cfg.map),
         "kind": legend.kind, "crs": legend.crs.to_wkt() if legend.crs else None,
         "transform": list(legend.transform)[:6], "width": legend.width, "height": legend.height,
         "pixel_area_m2": legend.pixel_area_m2, "n": int(sizes.sum()), "n_requested": int(n),

@@ -147,6 +147,6 @@ def assessment_record(e, legend: MapLegend, design: dict, mapped: np.ndarray, la
         "error_matrix_area_proportions": {"rows_map": names, "columns_reference": names,
                                           "proportions": np.round(e.matrix_proportions, 10).tolist()},
         "labelled_points": len(labelled.stratum), "excluded_points": labelled.excluded,
-        "total_area_km2": total_km2, "kind": legend.kind, "map": str(Path(legend.path).resolve()),
+        "total_area_km2": total_km2, "kind": legend.kind, "map": Path(legend.path).name,
         "design": design,
     }

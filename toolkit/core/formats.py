@@ -13,7 +13,9 @@ from typing import Literal, get_args
 BUNDLE_FILE = "lut.json"
 BUNDLE_FORMAT = "lut"
 #: GeoTIFF tag, JSON `format` fields and PNG chunks
-MAP_FORMAT = "lut-map/1"
+MAP_FORMAT = "lut-map/2"  # one paletted class band; confidence in NAME.confidence.tif
+MAP_FORMATS = ("lut-map/1", "lut-map/2")  # lut-map/1: band 2 held the confidence
+CONFIDENCE_FORMAT = "lut-confidence/1"
 PROBABILITIES_FORMAT = "lut-probabilities/1"
 COMPOSITE_FORMAT = "lut-composite/1"
 DESIGN_FORMAT = "lut-design/1"

@@ -15,7 +15,7 @@ from pathlib import Path
 from .atomic import check_writable_dir, refuse_existing
 from .bundle import is_lut_directory
 from .errors import InputError, OwnershipError
-from .formats import MAP_TAG, MAP_FORMAT, PROBABILITIES_FORMAT, SUMMARY_FORMAT, COMPARE_FORMAT, PREVIEW_SOFTWARE
+from .formats import MAP_TAG, MAP_FORMATS, CONFIDENCE_FORMAT, PROBABILITIES_FORMAT, SUMMARY_FORMAT, COMPARE_FORMAT, PREVIEW_SOFTWARE
 
 
 
@@ -92,7 +92,16 @@ def is_lut_map(path: Path) -> bool:
 def is_lut_map_tags(tags: dict) -> bool:
     # lut before the format tag wrote exactly these two tags on every map
     legacy = MAP_TAG not in tags and {"class_names", "nodata_class"} <= set(tags)
-    return tags.get(MAP_TAG) == MAP_FORMAT or legacy
+    return tags.get(MAP_TAG) in MAP_FORMATS or legacy
+
+
+def confidence_path_of(output: Path) -> Path:
+    """A map's confidence companion: MAP.confidence.tif."""
+    return Path(output).with_suffix(".confidence.tif")
+
+
+def is_lut_confidence(path: Path) -> bool:
+    return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == CONFIDENCE_FORMAT
 
 
 def is_lut_probabilities(path: Path) -> bool:

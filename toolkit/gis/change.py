@@ -22,8 +22,9 @@ import numpy as np
 from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, warn
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
-from lut.toolkit.core.ownership import (
-    MAP_TAG, check_output_file, is_lut_map_tags, is_lut_preview, map_classes, raster_tags)
+from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_path_of, is_lut_confidence,
+                                        is_lut_map_tags, is_lut_preview, map_classes, raster_tags)
+from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_NODATA
@@ -93,6 +94,14 @@ class MapInfo:
     bands: int
     bounds: tuple
 
+    @property
+    def confidence(self) -> tuple[Path, int] | None:
+        """(file, band) of the map's confidence: MAP.confidence.tif (lut-map/2), else band 2 of a lut-map/1."""
+        companion = confidence_path_of(self.path)
+        if is_lut_confidence(companion):
+            return companion, 1
+        return (self.path, 2) if self.bands >= 2 else None
+
 
 def _first_line(path: Path) -> str:
     try:
@@ -153,9 +162,9 @@ def check_pair(before: MapInfo, after: MapInfo, cfg: ChangeConfig) -> bool:
         raise InputError(f"{cfg.before} has {len(before.classes)} classes; lut change codes at most 255")
     if cfg.min_confidence is not None:
         for info in (before, after):
-            if info.bands < 2:
-                raise InputError(f"{info.path} has no confidence band, which `min_confidence` needs: classify it "
-                               "with `confidence`, or leave out `min_confidence`")
+            if info.confidence is None:
+                raise InputError(f"{info.path} has no confidence ({confidence_path_of(info.path).name}), which "
+                                 "`min_confidence` needs: classify it with `confidence`, or leave out `min_confidence`")
     same = (before.crs == after.crs and before.transform.almost_equals(after.transform)
             and (before.width, before.height) == (after.width, after.height))
     if same:
@@ -178,13 +187,14 @@ def _overlap(before: MapInfo, after: MapInfo) -> bool:
 
 
 @contextlib.contextmanager
-def aligned(after: MapInfo, before: MapInfo, same: bool) -> Iterator:
-    """AFTER as read on BEFORE's grid: the file itself, or a nearest-neighbour WarpedVRT over it."""
+def aligned(after: MapInfo, before: MapInfo, same: bool, path: Path | None = None) -> Iterator:
+    """AFTER (or its file `path`) as read on BEFORE's grid: the file itself, or a nearest-neighbour
+    WarpedVRT over it."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    with rasterio.open(after.path) as src:
+    with rasterio.open(path or after.path) as src:
         if same:
             yield src
             return
@@ -299,24 +309,30 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
     n = len(before.classes)
     dtype, nodata = code_dtype(n)
     counts, removed = np.zeros(n * n, np.int64), np.zeros(n * n, np.int64)
-    bands = [1, 2] if cfg.min_confidence is not None else [1]
+    conf = cfg.min_confidence is not None
     profile = {"driver": "GTiff", "width": before.width, "height": before.height, "count": 1,
                "dtype": np.dtype(dtype).name, "nodata": nodata, "crs": before.crs, "transform": before.transform,
                "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    with gdal_env(pam=False), rasterio.open(before.path) as b_src, \
-            aligned(after, before, same) as a_src, rasterio.open(target, "w", **profile) as dst:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(gdal_env(pam=False))
+        b_src = stack.enter_context(rasterio.open(before.path))
+        a_src = stack.enter_context(aligned(after, before, same))
+        confs = [(stack.enter_context(rasterio.open(before.confidence[0])), before.confidence[1]),
+                 (stack.enter_context(aligned(after, before, same, after.confidence[0])), after.confidence[1])
+                 ] if conf and before.confidence and after.confidence else []
+        dst = stack.enter_context(rasterio.open(target, "w", **profile))
         for y0 in range(0, before.height, cfg.strip_rows):
             window = Window(0, y0, before.width, min(cfg.strip_rows, before.height - y0))
-            b, a = b_src.read(bands, window=window), a_src.read(bands, window=window)
-            conf = (b[1], a[1]) if len(bands) == 2 else (None, None)
-            codes, c, r = change_codes(b[0], a[0], n, *conf, cfg.min_confidence)
+            b, a = b_src.read(1, window=window), a_src.read(1, window=window)
+            low = [src.read(band, window=window) for src, band in confs] or [None, None]
+            codes, c, r = change_codes(b, a, n, *low, cfg.min_confidence)
             dst.write(codes, 1, window=window)
             counts += c
             removed += r
         dst.write_colormap(1, change_colours(before.classes))
         dst.set_band_description(1, f"land-use change: value = before x {n} + after ({nodata} = nodata)")
         dst.update_tags(**{MAP_TAG: CHANGE_FORMAT}, class_names=",".join(before.classes),
-                        before=str(before.path.resolve()), after=str(after.path.resolve()),
+                        before=before.path.name, after=after.path.name,
                         aligned="same grid" if same else NEAREST_NOTE)
         factors = overview_factors(before.width, before.height)
         if factors:
@@ -329,8 +345,9 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
 def _write_tables(temps: dict[str, Path], result: ChangeResult, cfg: ChangeConfig) -> None:
     t = result.transitions
     title = f"Land-use change: {Path(cfg.before).name} → {Path(cfg.after).name}"
-    report = {"format": CHANGE_FORMAT, "before": str(Path(cfg.before).resolve()),
-              "after": str(Path(cfg.after).resolve()), "raster": str(result.outputs.raster.resolve()),
+    here = result.outputs.raster.parent
+    report = {"format": CHANGE_FORMAT, "before": recorded(cfg.before, here),
+              "after": recorded(cfg.after, here), "raster": result.outputs.raster.name,
               "aligned": result.aligned, "min_confidence": cfg.min_confidence,
               "codes": {"value": f"before x {len(t.classes)} + after",
                         "nodata": code_dtype(len(t.classes))[1]},
