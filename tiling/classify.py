@@ -303,7 +303,8 @@ def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: Ru
                    bands=list(plan.bands), channels=list(plan.source.channels or []), scaling=plan.rule.to_dict(),
                    radiometry=plan.radiometry, min_valid=cfg.min_valid,
                    mask=None if plan.mask is None else {
-                       **plan.mask.to_dict(), "path": recorded(plan.mask.path, here), "masked_pixels": run.masked_pixels,
+                       **plan.mask.to_dict(), "path": recorded(plan.mask.path, here),
+                       "masked_pixels": run.masked_pixels,
                        "masked_percent": round(100.0 * run.masked_pixels / max(pixels, 1), 3)},
                    probabilities=None if outputs.probabilities is None else outputs.probabilities.name,
                    confidence=None if outputs.confidence is None else outputs.confidence.name,

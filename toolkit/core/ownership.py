@@ -15,7 +15,8 @@ from pathlib import Path
 from .atomic import check_writable_dir, refuse_existing
 from .bundle import is_lut_directory
 from .errors import InputError, OwnershipError
-from .formats import MAP_TAG, MAP_FORMATS, CONFIDENCE_FORMAT, PROBABILITIES_FORMAT, SUMMARY_FORMAT, COMPARE_FORMAT, PREVIEW_SOFTWARE
+from .formats import (COMPARE_FORMAT, CONFIDENCE_FORMAT, MAP_FORMATS, MAP_TAG, PREVIEW_SOFTWARE,
+                      PROBABILITIES_FORMAT, SUMMARY_FORMAT)
 
 
 
