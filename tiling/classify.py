@@ -21,7 +21,7 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, recorded_warnings, warn
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
-from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area
+from lut.toolkit.core.raster import check_gsd, gdal_env, is_metric, pixel_area, written_as_cog
 from lut.toolkit.core.store import DEFAULT_STORE
 from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size, write_polygons
 
@@ -36,7 +36,7 @@ from .feeder import BatchProducer, Preparer, default_readers
 from .grid import PatchGrid
 from .scene_plan import ScenePlan, open_source, plan_scene
 from .summary import area_summary, format_summary, write_preview
-from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, ProbabilityWriter, map_legend, to_cog
+from .writer import CONFIDENCE_NODATA, NODATA, ClassMapWriter, ProbabilityWriter, map_legend
 
 
 #: a window with less than this fraction of valid pixels is written as nodata: with fewer, the filled
@@ -335,42 +335,33 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
     preparer = Preparer(plan.rule, model.mean, model.std, model.image_size, grid.patch, cfg.uint8_graph)
     producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
-    finals = [p for p in (target, confidence) if p is not None]
-    staged = [p.with_name(p.name + ".gtiff.tif") if cfg.cog else p for p in finals]
-    writer_path, conf_path = staged[0], (staged[1] if confidence is not None else None)
     stats = RunStats(np.zeros(len(model.classes), np.int64))
     start = time.perf_counter()
-    try:
-        with contextlib.ExitStack() as stack:
-            writer = ClassMapWriter(writer_path, plan.profile, model.classes, conf_path)
-            stack.callback(writer.close)
-            probs = None if probabilities is None else ProbabilityWriter(probabilities, plan.profile, model.classes)
-            if probs is not None:
-                stack.callback(probs.close)
-            bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
-            stack.callback(bar.close)
-            producer.start()
-            stack.callback(producer.close)
-            while (batch := producer.out.get()) is not None:
-                pixels = batch.pixels.result()
-                if len(batch.where):
-                    logits = (model.logits_uint8(plan.rule, pixels) if isinstance(pixels, tuple)
-                              else model.logits(pixels))
-                    accumulator.add(batch.where, softmax(logits))
-                stats.patches += len(batch.where)
-                stats.skipped += batch.skipped
-                stats.low_valid += batch.low_valid
-                bar.update(len(batch.where) + batch.skipped + batch.low_valid)
-                _write_rows(batch, accumulator, writer, probs, stats)
-            if producer.error is not None:
-                raise producer.error
-        if cfg.cog:
-            for gtiff, final in zip(staged, finals):
-                to_cog(gtiff, final)
-    finally:
-        if cfg.cog:
-            for gtiff in staged:
-                gtiff.unlink(missing_ok=True)
+    with written_as_cog([p for p in (target, confidence) if p is not None], cfg.cog) as staged, \
+            contextlib.ExitStack() as stack:
+        writer_path, conf_path = staged[0], (staged[1] if confidence is not None else None)
+        writer = ClassMapWriter(writer_path, plan.profile, model.classes, conf_path)
+        stack.callback(writer.close)
+        probs = None if probabilities is None else ProbabilityWriter(probabilities, plan.profile, model.classes)
+        if probs is not None:
+            stack.callback(probs.close)
+        bar = tqdm(total=grid.windows, unit="patch", desc="classify", disable=not cfg.progress, smoothing=0.1)
+        stack.callback(bar.close)
+        producer.start()
+        stack.callback(producer.close)
+        while (batch := producer.out.get()) is not None:
+            pixels = batch.pixels.result()
+            if len(batch.where):
+                logits = (model.logits_uint8(plan.rule, pixels) if isinstance(pixels, tuple)
+                          else model.logits(pixels))
+                accumulator.add(batch.where, softmax(logits))
+            stats.patches += len(batch.where)
+            stats.skipped += batch.skipped
+            stats.low_valid += batch.low_valid
+            bar.update(len(batch.where) + batch.skipped + batch.low_valid)
+            _write_rows(batch, accumulator, writer, probs, stats)
+        if producer.error is not None:
+            raise producer.error
     stats.counts = writer.counts
     stats.seconds = time.perf_counter() - start
     return stats

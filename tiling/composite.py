@@ -26,7 +26,7 @@ from lut.toolkit.core.formats import COMPOSITE_FORMAT, CONFIDENCE_NODATA, MAP_NO
 from lut.toolkit.core.ownership import (check_output_file, confidence_path_of, is_lut_confidence, is_lut_map,
                                         is_lut_probabilities, is_lut_summary, raster_tags)
 from lut.toolkit.core.paths import recorded
-from lut.toolkit.core.raster import gdal_env
+from lut.toolkit.core.raster import gdal_env, overview_factors, written_as_cog
 from lut.toolkit.gis.legend import is_lut_legend, sidecars, write_legend
 
 from .classify import summary_path_of
@@ -42,6 +42,7 @@ class CompositeConfig:
     output: Path
     overwrite: bool = False
     strip_rows: int = STRIP_ROWS
+    cog: bool = False  # the composite, its confidence and observation count as Cloud Optimized GeoTIFFs
 
     def check(self) -> None:
         if len(self.inputs) < 2:
@@ -144,7 +145,8 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
         check_output_file(path, cfg.overwrite, ours, [*cfg.inputs, *files], "output")
     classes = grid["classes"]
     with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml):
-        counts, histogram = _write(files, grid, classes, (t_map, t_conf, t_seen), cfg.strip_rows)
+        with written_as_cog([t_map, t_conf, t_seen], cfg.cog) as staged:
+            counts, histogram = _write(files, grid, classes, tuple(staged), cfg.strip_rows)
         summary = area_summary(counts, classes, grid["transform"], grid["crs"], histogram[0])
         summary.update(format=SUMMARY_FORMAT, kind="composite", map=output.name, confidence=conf_path.name,
                        observations_raster=seen_path.name, inputs=[recorded(p, output.parent) for p in files],
@@ -184,4 +186,9 @@ def _write(files: list[Path], grid: dict, classes: list[str], targets: tuple[Pat
             writer.write_rows(y0, cls, conf)
             seen_dst.write(seen, 1, window=window)
             histogram += np.bincount(seen.ravel(), minlength=len(files) + 1)
+        factors = overview_factors(grid["width"], grid["height"])
+        if factors:
+            from rasterio.enums import Resampling
+
+            seen_dst.build_overviews(factors, Resampling.nearest)
     return writer.counts.copy(), histogram

@@ -125,22 +125,3 @@ def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | No
     categories = [Category(i, name, colours[i], int(n), None if pixel_area_m2 is None else n * pixel_area_m2 / 1e6)
                   for i, (name, n) in enumerate(zip(classes, counts.tolist()))]
     return Legend(categories, NODATA, {})
-
-
-def to_cog(gtiff: Path, target: Path) -> None:
-    """Rewrite as a Cloud Optimized GeoTIFF: tiled, internal overviews by nearest neighbour (classes stay
-    classes, never averaged into other classes), overviews after the header and before the data.
-
-    Written as GDAL's GTiff with COPY_SRC_OVERVIEWS=YES, the COG driver's documented equivalent, which keeps
-    a one-band map PHOTOMETRIC=PALETTE and a one-band confidence file MINISBLACK."""
-    import rasterio
-    import rasterio.shutil
-    from rasterio.enums import Resampling
-
-    with gdal_env(pam=False):
-        with rasterio.open(gtiff, "r+") as src:
-            factors = overview_factors(src.width, src.height)
-            if factors and not src.overviews(1):
-                src.build_overviews(factors, Resampling.nearest)
-        rasterio.shutil.copy(gtiff, target, driver="GTiff", tiled=True, blockxsize=256, blockysize=256,
-                             compress="DEFLATE", copy_src_overviews=True)

@@ -12,7 +12,8 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
-from lut.tiling.writer import ClassMapWriter, to_cog
+from lut.tiling.writer import ClassMapWriter
+from lut.toolkit.core.raster import to_cog
 from lut.toolkit.core.errors import LutError
 
 from ..conftest import CLASSES6, synthetic_scene, write_scene

@@ -156,10 +156,11 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="With --model: as for classify.")
 @click.option("--bands", default=None, type=BANDS, help="With --model: the scenes' bands, as for classify.")
+@click.option("--cog", is_flag=True, help="Write the change raster as a Cloud Optimized GeoTIFF.")
 @click.option("--overwrite", is_flag=True, help="Replace a change raster (and its sidecars) that lut wrote.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @scene_options
-def change(before, after, output, min_confidence, preview, model, precision, device, bands, overwrite, quiet,
+def change(before, after, output, min_confidence, preview, model, precision, device, bands, cog, overwrite, quiet,
            scene_opts):
     """Compare two land-use maps (or, with --model, two scenes): change raster and from-to matrix.
 
@@ -167,7 +168,7 @@ def change(before, after, output, min_confidence, preview, model, precision, dev
     --mask applies to both, so give each its own mask through band files (mask=) or STAC items."""
     from lut.toolkit.gis.change import ChangeConfig, compute_change
 
-    cfg = ChangeConfig(Path(before), Path(after), output, min_confidence, preview, overwrite)
+    cfg = ChangeConfig(Path(before), Path(after), output, min_confidence, preview, overwrite, cog=cog)
     if model is None:
         scene_set = scene_opts["mask"] or scene_opts["channels"] or scene_opts["href_map"] or scene_opts["mask_rule"]
         if bands is not None or precision != "auto" or device != "auto" or scene_set:
@@ -180,7 +181,7 @@ def change(before, after, output, min_confidence, preview, model, precision, dev
 
         template = ClassifyConfig(scene=before, output=output, model=model, precision=precision, device=device,
                                   bands=bands, progress=show_progress(quiet), **scene_opts)
-        cfg = ChangeConfig(before, after, output, min_confidence, preview, overwrite)
+        cfg = ChangeConfig(before, after, output, min_confidence, preview, overwrite, cog=cog)
         result = change_scenes(cfg, template).change
     click.echo(result.transitions.markdown(f"{result.outputs.raster.name}"), nl=False)
     click.echo("\n".join(f"{k}: {v}" for k, v in result.outputs.named().items()))
@@ -218,8 +219,9 @@ def vectorize(map_path, output, min_area, min_pixels, simplify, connectivity, la
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Composite GeoTIFF (class, confidence); NAME.observations.tif (valid dates), summary and "
                    "legend beside it.")
+@click.option("--cog", is_flag=True, help="Write the composite's rasters as Cloud Optimized GeoTIFFs.")
 @click.option("--overwrite", is_flag=True, help="Replace a composite (and its sidecars) that lut wrote.")
-def composite(inputs, output, overwrite):
+def composite(inputs, output, cog, overwrite):
     """One map from several dates: the mean class probabilities over each pixel's valid dates.
 
     INPUTS are maps classified with --probabilities (or their NAME.probabilities.tif files), two or more,
@@ -227,7 +229,7 @@ def composite(inputs, output, overwrite):
     from lut.tiling.classify import format_summary
     from lut.tiling.composite import CompositeConfig, composite as run
 
-    result = run(CompositeConfig(list(inputs), output, overwrite))
+    result = run(CompositeConfig(list(inputs), output, overwrite, cog=cog))
     click.echo(format_summary(result.summary))
     seen = ", ".join(f"{k} dates: {v:,} px" for k, v in result.summary["observations"].items())
     click.echo(f"observations: {seen}\ncomposite: {result.output}\nsummary: {result.summary_path}")

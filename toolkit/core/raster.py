@@ -3,8 +3,10 @@ which pixels are valid, how the values encode a physical quantity, and the groun
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -140,6 +142,42 @@ def overview_factors(width: int, height: int, block: int = 256) -> list[int]:
         factors.append(f)
         f *= 2
     return factors
+
+
+def to_cog(gtiff: Path, target: Path) -> None:
+    """Rewrite as a Cloud Optimized GeoTIFF: tiled, internal overviews by nearest neighbour (classes stay
+    classes, never averaged into other classes), overviews after the header and before the data.
+
+    Written as GDAL's GTiff with COPY_SRC_OVERVIEWS=YES, the COG driver's documented equivalent, which keeps
+    a one-band map PHOTOMETRIC=PALETTE and a one-band confidence file MINISBLACK."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    with gdal_env(pam=False):
+        with rasterio.open(gtiff, "r+") as src:
+            factors = overview_factors(src.width, src.height)
+            if factors and not src.overviews(1):
+                src.build_overviews(factors, Resampling.nearest)
+        rasterio.shutil.copy(gtiff, target, driver="GTiff", tiled=True, blockxsize=256, blockysize=256,
+                             compress="DEFLATE", copy_src_overviews=True)
+
+
+@contextlib.contextmanager
+def written_as_cog(targets: list, cog: bool):
+    """The paths to write rasters to: the targets themselves, or with `cog` GTiff stages beside them that
+    become Cloud Optimized GeoTIFFs at the targets once the block exits cleanly (the stages are removed
+    either way)."""
+    staged = [Path(t).with_name(Path(t).name + ".gtiff.tif") for t in targets] if cog else [Path(t) for t in targets]
+    try:
+        yield staged
+        if cog:
+            for stage, target in zip(staged, targets):
+                to_cog(stage, Path(target))
+    finally:
+        if cog:
+            for stage in staged:
+                stage.unlink(missing_ok=True)
 
 
 def decimated(path, max_side: int) -> np.ndarray:

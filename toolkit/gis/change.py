@@ -25,7 +25,7 @@ from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, wr
 from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_path_of, is_lut_confidence,
                                         is_lut_map_tags, is_lut_preview, map_classes, raster_tags)
 from lut.toolkit.core.paths import recorded
-from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area
+from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area, written_as_cog
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_NODATA
 
@@ -43,6 +43,7 @@ class ChangeConfig:
     preview: Path | None = None
     overwrite: bool = False
     strip_rows: int = STRIP_ROWS
+    cog: bool = False  # write the change raster as a Cloud Optimized GeoTIFF
 
     def check(self) -> None:
         if self.min_confidence is not None and not 0 <= self.min_confidence <= 100:
@@ -287,7 +288,8 @@ def compute_change(cfg: ChangeConfig) -> ChangeResult:
     named = outputs.named()
     with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
         temps = dict(zip(named, temp_list))
-        counts, removed = _write_raster(temps["raster"], before, after, same, cfg)
+        with written_as_cog([temps["raster"]], cfg.cog) as (staged,):
+            counts, removed = _write_raster(staged, before, after, same, cfg)
         n = len(before.classes)
         transitions = Transitions(before.classes, counts.reshape(n, n), area, removed.reshape(n, n))
         result = ChangeResult(outputs, transitions, notes[0] if notes else "same grid", notes)
@@ -321,6 +323,8 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
                  (stack.enter_context(aligned(after, before, same, after.confidence[0])), after.confidence[1])
                  ] if conf and before.confidence and after.confidence else []
         dst = stack.enter_context(rasterio.open(target, "w", **profile))
+        if dtype == np.uint8:  # in the TIFF's own tags, before any pixel: PHOTOMETRIC=PALETTE for every reader
+            dst.write_colormap(1, change_colours(before.classes))
         for y0 in range(0, before.height, cfg.strip_rows):
             window = Window(0, y0, before.width, min(cfg.strip_rows, before.height - y0))
             b, a = b_src.read(1, window=window), a_src.read(1, window=window)
@@ -329,7 +333,6 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
             dst.write(codes, 1, window=window)
             counts += c
             removed += r
-        dst.write_colormap(1, change_colours(before.classes))
         dst.set_band_description(1, f"land-use change: value = before x {n} + after ({nodata} = nodata)")
         dst.update_tags(**{MAP_TAG: CHANGE_FORMAT}, class_names=",".join(before.classes),
                         before=before.path.name, after=after.path.name,
