@@ -52,7 +52,7 @@ def write_map(path: Path, size: int, seed: int, pixel_m: float = 10.0, offset_m:
         confidence = conf_rng.integers(30, 101, classes.shape, dtype=np.uint8)
         writer.write_rows(y0, classes, confidence)
     writer.close()
-    write_legend(map_legend(CLASSES, writer.counts, pixel_m * pixel_m), *sidecars(path))
+    write_legend(map_legend(CLASSES, writer.counts, writer.area_m2), *sidecars(path))
 
 
 # VmHWM, not ru_maxrss: after fork+exec Linux reports the parent's peak in ru_maxrss when it is larger

@@ -155,8 +155,5 @@ def write_lut_map(path: Path, classes, confidence=None, transform=None, crs="EPS
     writer = ClassMapWriter(path, profile, names, None if confidence is None else confidence_path_of(path))
     writer.write_rows(0, classes.astype(np.uint8), None if confidence is None else confidence.astype(np.uint8))
     writer.close()
-    from lut.toolkit.core.raster import pixel_area
-
-    area = pixel_area(profile["transform"])
-    write_legend(map_legend(names, writer.counts, area), *sidecars(path))
+    write_legend(map_legend(names, writer.counts, writer.area_m2), *sidecars(path))
     return path

@@ -275,7 +275,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
             notes.append(f"{source.name}: {why}; the map is all nodata")
             warn(notes[-1])
         summary = _summary(cfg, model, plan, run, outputs, notes)
-        write_legend(map_legend(model.classes, run.counts, summary["pixel_area_m2"]),
+        write_legend(map_legend(model.classes, run.counts, run.area_m2),
                      temps["aux"], temps["qml"])
         if cfg.preview is not None:
             write_preview(temps["map"], temps["preview"], model.classes, class_colours(model.classes))
@@ -293,7 +293,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
 def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: RunStats, outputs: MapOutputs,
              notes: list[str]) -> dict:
     summary = area_summary(run.counts, model.classes, plan.profile["transform"], plan.profile["crs"],
-                           run.nodata_pixels)
+                           run.nodata_pixels, run.area_m2)
     here = outputs.map.parent  # every path in the summary is relative to it: no machine paths in outputs
     pixels = plan.profile["width"] * plan.profile["height"]
     summary.update(format=SUMMARY_FORMAT, scene=recorded(plan.source.spec, here), map=outputs.map.name,
@@ -322,6 +322,7 @@ class RunStats:
     nodata_pixels: int = 0
     masked_pixels: int = 0
     seconds: float = 0.0
+    area_m2: np.ndarray | None = None  # per class
 
 
 def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Path,
@@ -362,7 +363,7 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
             _write_rows(batch, accumulator, writer, probs, stats)
         if producer.error is not None:
             raise producer.error
-    stats.counts = writer.counts
+    stats.counts, stats.area_m2 = writer.counts, writer.area_m2
     stats.seconds = time.perf_counter() - start
     return stats
 

@@ -146,14 +146,14 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
     classes = grid["classes"]
     with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml):
         with written_as_cog([t_map, t_conf, t_seen], cfg.cog) as staged:
-            counts, histogram = _write(files, grid, classes, tuple(staged), cfg.strip_rows)
-        summary = area_summary(counts, classes, grid["transform"], grid["crs"], histogram[0])
+            counts, area_m2, histogram = _write(files, grid, classes, tuple(staged), cfg.strip_rows)
+        summary = area_summary(counts, classes, grid["transform"], grid["crs"], histogram[0], area_m2)
         summary.update(format=SUMMARY_FORMAT, kind="composite", map=output.name, confidence=conf_path.name,
                        observations_raster=seen_path.name, inputs=[recorded(p, output.parent) for p in files],
                        observations={str(k): int(v) for k, v in enumerate(histogram) if v},
                        aligned="nearest neighbour onto the first input's grid"
                        if any(g != grid for g in grids[1:]) else "same grid")
-        write_legend(map_legend(classes, counts, summary["pixel_area_m2"]), t_aux, t_qml)
+        write_legend(map_legend(classes, counts, area_m2), t_aux, t_qml)
         t_summary.write_text(json.dumps(summary, indent=2))
     return CompositeResult(output, summary_path, summary, time.perf_counter() - start)
 
@@ -191,4 +191,4 @@ def _write(files: list[Path], grid: dict, classes: list[str], targets: tuple[Pat
             from rasterio.enums import Resampling
 
             seen_dst.build_overviews(factors, Resampling.nearest)
-    return writer.counts.copy(), histogram
+    return writer.counts.copy(), writer.area_m2, histogram

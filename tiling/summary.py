@@ -8,6 +8,7 @@ import numpy as np
 
 from lut.toolkit.core.ownership import PREVIEW_SOFTWARE
 from lut.toolkit.gis.legend import rgba_table
+from lut.toolkit.core.areas import area_method
 from lut.toolkit.core.raster import decimated, is_metric, pixel_area
 
 
@@ -16,18 +17,23 @@ AREA_NOTE = ("km2 are mapped areas (pixel counts), biased by the map's errors; f
              "intervals: lut assess design, then lut assess estimate")
 
 
-def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int) -> dict:
-    """Pixels, km^2 (for projected CRSs in metres) and percent of the mapped area, per class."""
+def area_summary(counts: np.ndarray, classes: list[str], transform, crs, nodata_pixels: int,
+                 area_m2: np.ndarray | None = None) -> dict:
+    """Pixels, km² and percent of the mapped area, per class. km² come from `area_m2` (per class, as the
+    writer summed them row by row: `lut.toolkit.core.areas`), else from the grid's pixel area in a metric
+    CRS; `area_method` says which."""
     area = pixel_area(transform)
     metric = is_metric(crs)
+    if area_m2 is None and metric:
+        area_m2 = counts * area
     total = int(counts.sum())
     rows = {}
-    for name, n in zip(classes, counts.tolist()):
-        rows[name] = {"pixels": int(n), "km2": (n * area / 1e6) if metric else None,
+    for i, (name, n) in enumerate(zip(classes, counts.tolist())):
+        rows[name] = {"pixels": int(n), "km2": None if area_m2 is None else float(area_m2[i]) / 1e6,
                       "percent": 100.0 * n / total if total else 0.0}
     return {"classes": rows, "mapped_pixels": total, "nodata_pixels": int(nodata_pixels),
-            "pixel_area_m2": area if metric else None, "crs": crs.to_string() if crs else None,
-            "area_note": AREA_NOTE}
+            "pixel_area_m2": area if metric else None, "area_method": area_method(crs),
+            "crs": crs.to_string() if crs else None, "area_note": AREA_NOTE}
 
 
 def format_summary(summary: dict) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from lut.toolkit.gis.legend import Category, Legend, class_colours
 from lut.toolkit.core.formats import CONFIDENCE_FORMAT, MAP_FORMAT, MAP_TAG
 from lut.toolkit.core.formats import PROBABILITIES_FORMAT
+from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.core.raster import gdal_env, overview_factors
 from lut.toolkit.core.formats import MAP_NODATA as NODATA, CONFIDENCE_NODATA
 
@@ -30,6 +31,8 @@ class ClassMapWriter:
 
     def __init__(self, path: Path, src_profile: dict, classes: list[str], confidence: Path | None = None) -> None:
         self.classes = classes
+        self.row_areas = row_areas_m2(src_profile["transform"], src_profile.get("crs"), src_profile["height"])
+        self.area_m2 = np.zeros(len(classes)) if self.row_areas is not None else None
         self.dst, self.stack = open_band_raster(path, src_profile, 1, NODATA, photometric=None)
         try:
             self.dst.write_colormap(1, class_colours(classes))
@@ -60,6 +63,8 @@ class ClassMapWriter:
         if counts is None:
             counts = np.bincount(classes.ravel(), minlength=256)[: len(self.classes)]  # nodata lands in 255
         self.counts += counts
+        if self.area_m2 is not None:
+            self.area_m2 += weighted_counts(classes, self.row_areas, y0, len(self.classes))
 
     def close(self, overviews: bool = True) -> None:
         """Build internal overviews (nearest for classes, average for confidence), then close."""
@@ -120,8 +125,9 @@ def open_band_raster(path: Path, src_profile: dict, count: int, nodata: int | No
     return dst, stack
 
 
-def map_legend(classes: list[str], counts: np.ndarray, pixel_area_m2: float | None) -> Legend:
+def map_legend(classes: list[str], counts: np.ndarray, area_m2: np.ndarray | None) -> Legend:
+    """Categories with pixels and km² (`area_m2` per class, None where the CRS states no area)."""
     colours = class_colours(classes)
-    categories = [Category(i, name, colours[i], int(n), None if pixel_area_m2 is None else n * pixel_area_m2 / 1e6)
+    categories = [Category(i, name, colours[i], int(n), None if area_m2 is None else float(area_m2[i]) / 1e6)
                   for i, (name, n) in enumerate(zip(classes, counts.tolist()))]
     return Legend(categories, NODATA, {})

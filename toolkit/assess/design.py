@@ -30,7 +30,9 @@ from .sample_files import SampleTable, check_outputs, design_path_of, embedded_d
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.store import sha256_file
 
-from .strata import MapLegend, count_values, read_legend, strips
+from lut.toolkit.core.areas import area_method
+
+from .strata import MapLegend, read_legend, strips, tally
 
 #: Olofsson et al. (2014): 50-100 units in each rare stratum; and their example's target SE of overall accuracy
 MIN_PER_STRATUM = 50
@@ -111,7 +113,7 @@ def design(cfg: DesignConfig) -> dict:
     cfg.check()
     legend = read_legend(cfg.map)
     outputs = check_outputs(Path(cfg.output), cfg.overwrite, [cfg.map])
-    counts = count_values(legend)
+    counts, areas = tally(legend)
     weights = counts / max(counts.sum(), 1)
     n = cfg.n if cfg.n is not None else cochran_n(weights[counts > 0], expected_accuracies(cfg.expected_ua,
                                                                                             legend)[counts > 0],
@@ -122,10 +124,12 @@ def design(cfg: DesignConfig) -> dict:
         "format": DESIGN_FORMAT, "map": recorded(cfg.map, Path(cfg.output).parent), "map_sha256": sha256_file(cfg.map),
         "kind": legend.kind, "crs": legend.crs.to_wkt() if legend.crs else None,
         "transform": list(legend.transform)[:6], "width": legend.width, "height": legend.height,
-        "pixel_area_m2": legend.pixel_area_m2, "n": int(sizes.sum()), "n_requested": int(n),
+        "pixel_area_m2": legend.pixel_area_m2, "area_method": area_method(legend.crs), "n": int(sizes.sum()),
+        "n_requested": int(n),
         "n_from": "n" if cfg.n is not None else f"target SE {cfg.target_se} of overall accuracy (Olofsson eq. 13)",
         "allocation": cfg.allocation, "min_per_stratum": cfg.min_per_stratum, "seed": cfg.seed,
-        "strata": [{"id": v, "name": legend.names[v], "pixels": int(counts[v]), "km2": legend.km2(counts[v]),
+        "strata": [{"id": v, "name": legend.names[v], "pixels": int(counts[v]),
+                    "km2": None if areas is None else float(areas[v]) / 1e6,
                     "n": int(sizes[v])} for v in range(len(counts)) if counts[v] > 0],
     }
     table = SampleTable.of(legend, values, rows, cols, sizes, counts)

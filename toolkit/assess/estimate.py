@@ -23,7 +23,7 @@ from .design import load_design
 from .estimators import Z95, Sample, estimate
 from .report import write_assessment
 from .sample_files import read_sample
-from .strata import MapLegend, count_values, read_legend
+from .strata import MapLegend, read_legend, tally
 
 UNKNOWN_LABELS = {"unknown", "?", "unsure", "na", "n/a", "none", "no data", "nodata"}
 
@@ -115,7 +115,7 @@ def estimate_areas(cfg: EstimateConfig) -> dict:
              "listed in the report")
     sample = Sample(np.asarray(labelled.stratum), np.asarray(labelled.map_class), np.asarray(labelled.ref_class),
                     sizes, len(legend.names))
-    record = assessment_record(estimate(sample), legend, design, count_values(legend), labelled)
+    record = assessment_record(estimate(sample), legend, design, tally(legend)[1], labelled)
     write_assessment(Path(cfg.output), record, legend, cfg.overwrite, [cfg.map, cfg.sample])
     return record
 
@@ -124,10 +124,12 @@ def _num(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def assessment_record(e, legend: MapLegend, design: dict, mapped: np.ndarray, labelled: Labelled) -> dict:
+def assessment_record(e, legend: MapLegend, design: dict, mapped_m2: np.ndarray | None, labelled: Labelled) -> dict:
+    """The assessment's numbers by class name. Areas: the area proportions times the strata's total area
+    (their km² as the design counted them: `lut.toolkit.core.areas`)."""
     names = legend.names
-    area_m2 = design.get("pixel_area_m2") or legend.pixel_area_m2
-    total_km2 = None if area_m2 is None else sum(s["pixels"] for s in design["strata"]) * area_m2 / 1e6
+    strata_km2 = [s.get("km2") for s in design["strata"]]
+    total_km2 = None if any(k is None for k in strata_km2) else float(sum(strata_km2))
 
     def by_class(pairs, index):
         return {name: _num(pair[index]) for name, pair in zip(names, pairs)}
@@ -141,7 +143,8 @@ def assessment_record(e, legend: MapLegend, design: dict, mapped: np.ndarray, la
         "producers_accuracy": by_class(e.producers, 0), "producers_accuracy_se": by_class(e.producers, 1),
         "area_proportion": by_class(e.area_proportion, 0), "area_proportion_se": by_class(e.area_proportion, 1),
         "area_km2": areas, "area_km2_ci95": ci,
-        "mapped_area_km2": {name: legend.km2(c) for name, c in zip(names, mapped)},
+        "mapped_area_km2": {name: None if mapped_m2 is None else float(mapped_m2[i]) / 1e6
+                            for i, name in enumerate(names)},
         "error_matrix_counts": {"rows_map": names, "columns_reference": names,
                                 "counts": e.matrix_counts.tolist()},
         "error_matrix_area_proportions": {"rows_map": names, "columns_reference": names,

@@ -13,6 +13,7 @@ import numpy as np
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_TAG
 from lut.toolkit.core.ownership import is_lut_map_tags, map_classes
+from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.core.raster import gdal_env, is_metric, pixel_area
 
 #: pixels read at a time: memory stays flat whatever the map's width
@@ -35,10 +36,6 @@ class MapLegend:
     @property
     def pixel_area_m2(self) -> float | None:
         return pixel_area(self.transform) if is_metric(self.crs) else None
-
-    def km2(self, pixels) -> float | None:
-        area = self.pixel_area_m2
-        return None if area is None else float(pixels) * area / 1e6
 
     def index(self, label: str) -> int | None:
         """The value a reference label names: a class name (any case), or its value as a number."""
@@ -94,8 +91,18 @@ def strips(legend: MapLegend, pixels: int = STRIP_PIXELS):
 
 def count_values(legend: MapLegend) -> np.ndarray:
     """Pixels of each value 0..len(names)-1 (nodata and unknown values left out), in one streaming pass."""
-    counts = np.zeros(len(legend.names), np.int64)
-    for _, data in strips(legend):
-        found = np.bincount(data.ravel(), minlength=len(legend.names))
-        counts += found[: len(legend.names)]
-    return counts
+    return tally(legend)[0]
+
+
+def tally(legend: MapLegend) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels and m² of each value, in one streaming pass; m² as `lut.toolkit.core.areas` defines them
+    (None where the CRS states no area)."""
+    size = len(legend.names)
+    counts = np.zeros(size, np.int64)
+    rows = row_areas_m2(legend.transform, legend.crs, legend.height)
+    areas = None if rows is None else np.zeros(size)
+    for y0, data in strips(legend):
+        counts += np.bincount(data.ravel(), minlength=size)[:size]
+        if areas is not None:
+            areas += weighted_counts(data, rows, y0, size)
+    return counts, areas

@@ -25,6 +25,7 @@ from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, wr
 from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_path_of, is_lut_confidence,
                                         is_lut_map_tags, is_lut_preview, map_classes, raster_tags)
 from lut.toolkit.core.paths import recorded
+from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area, written_as_cog
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_NODATA
@@ -243,11 +244,12 @@ def change_colours(classes: list[str]) -> dict[int, tuple[int, int, int, int]]:
     return table
 
 
-def change_legend(classes: list[str], counts: np.ndarray, area_m2: float | None) -> Legend:
+def change_legend(classes: list[str], counts: np.ndarray, area_m2: np.ndarray | None) -> Legend:
+    """Categories of every transition with pixels and km² (`area_m2` per code, None: no km²)."""
     colours = change_colours(classes)
     n = len(classes)
     categories = [Category(i * n + j, transition_name(a, b), colours[i * n + j], int(counts[i * n + j]),
-                           None if area_m2 is None else int(counts[i * n + j]) * area_m2 / 1e6)
+                           None if area_m2 is None else float(area_m2[i * n + j]) / 1e6)
                   for i, a in enumerate(classes) for j, b in enumerate(classes)]
     return Legend(categories, code_dtype(n)[1])
 
@@ -284,17 +286,19 @@ def compute_change(cfg: ChangeConfig) -> ChangeResult:
     notes = [] if same else [NEAREST_NOTE]
     for message in notes:
         warn(message)
-    area = pixel_area(before.transform) if is_metric(before.crs) else None
     named = outputs.named()
     with atomic_files(list(named.values()), cfg.overwrite) as temp_list:
         temps = dict(zip(named, temp_list))
         with written_as_cog([temps["raster"]], cfg.cog) as (staged,):
-            counts, removed = _write_raster(staged, before, after, same, cfg)
+            tally = _write_raster(staged, before, after, same, cfg)
         n = len(before.classes)
-        transitions = Transitions(before.classes, counts.reshape(n, n), area, removed.reshape(n, n))
+        area = pixel_area(before.transform) if is_metric(before.crs) else None
+        transitions = Transitions(before.classes, tally.counts.reshape(n, n), area, tally.removed.reshape(n, n),
+                                  *((tally.area_m2.reshape(n, n), tally.removed_m2.reshape(n, n))
+                                    if tally.area_m2 is not None else ()))
         result = ChangeResult(outputs, transitions, notes[0] if notes else "same grid", notes)
         _write_tables(temps, result, cfg)
-        write_legend(change_legend(before.classes, counts, area), temps["aux"], temps["qml"])
+        write_legend(change_legend(before.classes, tally.counts, tally.area_m2), temps["aux"], temps["qml"])
         if cfg.preview is not None:
             from .change_preview import write_change_preview
 
@@ -303,14 +307,35 @@ def compute_change(cfg: ChangeConfig) -> ChangeResult:
     return result
 
 
-def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg: ChangeConfig
-                  ) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class Tally:
+    """Pixels (and m², where the CRS states areas) per transition code, kept and removed by the threshold."""
+
+    counts: np.ndarray
+    removed: np.ndarray
+    area_m2: np.ndarray | None
+    removed_m2: np.ndarray | None
+
+    def add(self, codes, counts, removed, before, after, rows: np.ndarray | None, y0: int) -> None:
+        n2 = len(self.counts)
+        self.counts += counts
+        self.removed += removed
+        if self.area_m2 is not None and self.removed_m2 is not None:
+            self.area_m2 += weighted_counts(codes, rows, y0, n2)
+            n = int(round(n2 ** 0.5))
+            low = (codes < n2) & (before != after) & (codes == before.astype(np.int64) * (n + 1))
+            self.removed_m2 += weighted_counts(np.where(low, before.astype(np.int64) * n + after, n2), rows, y0, n2)
+
+
+def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg: ChangeConfig) -> Tally:
     import rasterio
     from rasterio.windows import Window
 
     n = len(before.classes)
     dtype, nodata = code_dtype(n)
-    counts, removed = np.zeros(n * n, np.int64), np.zeros(n * n, np.int64)
+    rows = row_areas_m2(before.transform, before.crs, before.height)
+    tally = Tally(np.zeros(n * n, np.int64), np.zeros(n * n, np.int64), *((np.zeros(n * n), np.zeros(n * n))
+                                                                          if rows is not None else (None, None)))
     conf = cfg.min_confidence is not None
     profile = {"driver": "GTiff", "width": before.width, "height": before.height, "count": 1,
                "dtype": np.dtype(dtype).name, "nodata": nodata, "crs": before.crs, "transform": before.transform,
@@ -331,8 +356,7 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
             low = [src.read(band, window=window) for src, band in confs] or [None, None]
             codes, c, r = change_codes(b, a, n, *low, cfg.min_confidence)
             dst.write(codes, 1, window=window)
-            counts += c
-            removed += r
+            tally.add(codes, c, r, b, a, rows, y0)
         dst.set_band_description(1, f"land-use change: value = before x {n} + after ({nodata} = nodata)")
         dst.update_tags(**{MAP_TAG: CHANGE_FORMAT}, class_names=",".join(before.classes),
                         before=before.path.name, after=after.path.name,
@@ -342,7 +366,7 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
             from rasterio.enums import Resampling
 
             dst.build_overviews(factors, Resampling.nearest)  # classes stay classes, never averaged
-    return counts, removed
+    return tally
 
 
 def _write_tables(temps: dict[str, Path], result: ChangeResult, cfg: ChangeConfig) -> None:

@@ -59,7 +59,7 @@ def write_change_preview(png: Path, before: Path, after: Path, change: Path, tra
 
 def _gains_losses(ax, transitions: Transitions, rgba: np.ndarray) -> None:
     rows = transitions.per_class()
-    unit = "_km2" if transitions.pixel_area_m2 is not None else "_pixels"
+    unit = "_km2" if transitions.has_area else "_pixels"
     gains = np.array([r["gains" + unit] for r in rows], float)
     losses = np.array([r["losses" + unit] for r in rows], float)
     y = np.arange(len(rows))
