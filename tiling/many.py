@@ -26,7 +26,7 @@ from lut.toolkit.core.store import sha256_file
 from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
-from .mosaic import write_run_outputs
+from .mosaic import MOSAIC_KINDS, write_run_outputs
 from .run_records import RunRecords, RunSpec, is_run_directory
 from .scene_list import check_shard, common_root, expand_scenes, map_path, name_path, shard_of
 
@@ -48,6 +48,7 @@ class ManyConfig:
     max_failures: int | None = None
     progress: ProgressMode = "lines"
     overwrite: bool = False
+    mosaic: str = "vrt"  # vrt: a GDAL VRT over the maps; cog: one Cloud Optimized GeoTIFF
     worker_cls: type = SceneWorker  # tests swap in a worker that dies
 
     def check(self) -> None:
@@ -59,6 +60,8 @@ class ManyConfig:
         if self.max_failures is not None and self.max_failures < 1:
             raise InputError(f"`max_failures` must be at least 1, got {self.max_failures}")
         check_shard(self.shard)
+        if self.mosaic not in MOSAIC_KINDS:
+            raise InputError(f"`mosaic` must be one of {', '.join(MOSAIC_KINDS)}, got {self.mosaic!r}")
 
 
 @dataclass
@@ -202,5 +205,5 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     failed = sum(final.get(str(j.scene), {}).get("status") == "failed" for j in every)
     counts = {"total": len(every), "mapped": len(ok_maps), "failed": failed,
               "not_run": len(every) - len(ok_maps) - failed}  # other shards', or after --max-failures
-    summary = write_run_outputs(Path(cfg.output), ok_maps, counts)
+    summary = write_run_outputs(Path(cfg.output), ok_maps, counts, cfg.mosaic)
     return ManyResult(Path(cfg.output), rows, skipped, summary, aborted)

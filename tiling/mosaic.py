@@ -19,9 +19,10 @@ import numpy as np
 
 from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import FormatError
-from lut.toolkit.gis.legend import class_colours
+from lut.toolkit.core.areas import row_areas_m2, weighted_counts
+from lut.toolkit.gis.legend import class_colours, is_lut_legend, qml_style
 from lut.toolkit.core.ownership import is_lut_preview, map_classes
-from lut.toolkit.core.raster import is_metric
+from lut.toolkit.core.raster import is_metric, overview_factors
 
 from .summary import area_summary, write_preview
 from .writer import NODATA, map_legend
@@ -74,8 +75,8 @@ def vrt_xml(grids: list[MapGrid], vrt: Path, classes: list[str]) -> str:
               '  <VRTRasterBand dataType="Byte" band="1">', f"    <NoDataValue>{NODATA}</NoDataValue>",
               "    <ColorInterp>Palette</ColorInterp>", "    <Description>land-use class</Description>"]
     lines += legend.category_xml()
-    lines.append("    <ColorTable>")
-    for value in range(256):
+    lines.append("    <ColorTable>")  # the classes only: a legend lists names, not 256 numbers
+    for value in range(len(classes)):
         r, g, b, a = colours.get(value, (0, 0, 0, 0))
         lines.append(f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>')
     lines.append("    </ColorTable>")
@@ -90,25 +91,33 @@ def vrt_xml(grids: list[MapGrid], vrt: Path, classes: list[str]) -> str:
                   f'      <SrcRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>',
                   f'      <DstRect xOff="{x0!r}" yOff="{y0!r}" xSize="{xs!r}" ySize="{ys!r}"/>',
                   f"      <NODATA>{NODATA}</NODATA>", "    </ComplexSource>"]
-    lines += ["  </VRTRasterBand>", "</VRTDataset>"]
+    lines.append("  </VRTRasterBand>")
+    factors = overview_factors(width, height)
+    if factors:  # virtual overviews from the maps' own (nearest): pyramids for GIS clients (GDAL >= 3.2)
+        lines.append(f'  <OverviewList resampling="nearest">{" ".join(map(str, factors))}</OverviewList>')
+    lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"
 
 
-def mosaic_counts(vrt: Path, classes: int) -> tuple[np.ndarray, int, object, object]:
-    """Per-class pixel counts of the mosaic, read block by block."""
+def mosaic_counts(vrt: Path, classes: int) -> tuple[np.ndarray, int, object, object, np.ndarray | None]:
+    """Per-class pixels (and m², `lut.toolkit.core.areas`) of the mosaic, read block by block."""
     import rasterio
     from rasterio.windows import Window
 
     counts = np.zeros(classes, np.int64)
     nodata = 0
     with rasterio.open(vrt) as src:
+        rows = row_areas_m2(src.transform, src.crs, src.height)
+        area_m2 = None if rows is None else np.zeros(classes)
         for y in range(0, src.height, BLOCK):
             for x in range(0, src.width, BLOCK):
                 block = src.read(1, window=Window(x, y, min(BLOCK, src.width - x), min(BLOCK, src.height - y)))
                 valid = block < classes
                 counts += np.bincount(block[valid], minlength=classes)[:classes]
                 nodata += int(block.size - valid.sum())
-        return counts, nodata, src.transform, src.crs
+                if area_m2 is not None:
+                    area_m2 += weighted_counts(block, rows, y, classes)
+        return counts, nodata, src.transform, src.crs, area_m2
 
 
 def is_lut_mosaic(path: Path) -> bool:
@@ -126,8 +135,18 @@ def is_run_summary(path: Path) -> bool:
         return False
 
 
-def write_run_outputs(out: Path, maps: list[Path], scenes: dict) -> dict:
-    """mosaic[.<crs>].vrt and .png per CRS, and summary.json with per-class areas per CRS; replaced together."""
+MOSAIC_KINDS = ("vrt", "cog")
+
+
+def _is_lut_mosaic_tif(path: Path) -> bool:
+    from lut.toolkit.core.ownership import raster_tags
+
+    return raster_tags(path).get("LUT_FORMAT") == MOSAIC_FORMAT
+
+
+def write_run_outputs(out: Path, maps: list[Path], scenes: dict, kind: str = "vrt") -> dict:
+    """mosaic[.<crs>].vrt (or, `kind` cog, one Cloud Optimized GeoTIFF .tif), its QGIS style and .png per
+    CRS, and summary.json with per-class areas per CRS; replaced together."""
     import rasterio
 
     maps = [m for m in maps if m.is_file()]
@@ -138,21 +157,44 @@ def write_run_outputs(out: Path, maps: list[Path], scenes: dict) -> dict:
             classes = map_classes(first.tags())
     names = {key: ("mosaic" if len(groups) == 1 else "mosaic." + key.replace(":", "_").replace("/", "_"))
              for key in groups}
-    targets = [out / f"{names[k]}{ext}" for k in groups for ext in (".vrt", ".png")] + [out / "summary.json"]
+    first = ".tif" if kind == "cog" else ".vrt"
+    targets = [out / f"{names[k]}{ext}" for k in groups for ext in (first, ".png", ".qml")] + [out / "summary.json"]
     for target in targets:  # only lut's own whole-run outputs are ever replaced
-        owned = {".vrt": is_lut_mosaic, ".png": is_lut_preview, ".json": is_run_summary}[target.suffix]
+        owned = {".vrt": is_lut_mosaic, ".tif": _is_lut_mosaic_tif, ".png": is_lut_preview, ".qml": is_lut_legend,
+                 ".json": is_run_summary}[target.suffix]
         if target.exists() and not owned(target):
             raise FormatError(f"{target} exists and was not written by lut; move it away to let the run write its "
                            "whole-run outputs")
     summary = {"format": RUN_SUMMARY_FORMAT, "scenes": scenes, "mosaics": []}
     with atomic_files(targets, overwrite=True) as temps:
         for i, (key, grids) in enumerate(groups.items()):
-            vrt_tmp, png_tmp = temps[2 * i], temps[2 * i + 1]
-            vrt_tmp.write_text(vrt_xml(grids, targets[2 * i], classes))
-            counts, nodata, transform, crs = mosaic_counts(vrt_tmp, len(classes))
-            areas = area_summary(counts, classes, transform, crs, nodata)
-            write_preview(vrt_tmp, png_tmp, classes, class_colours(classes))
-            summary["mosaics"].append({"crs": key, "vrt": targets[2 * i].name, "preview": targets[2 * i + 1].name,
-                                       "maps": len(grids), "metric": is_metric(crs), **areas})
+            main, png_tmp, qml_tmp = temps[3 * i:3 * i + 3]
+            vrt_tmp = main if kind == "vrt" else out / f".{names[key]}.tmp-mosaic.vrt"
+            try:
+                vrt_tmp.write_text(vrt_xml(grids, out / f"{names[key]}.vrt", classes))
+                counts, nodata, transform, crs, area_m2 = mosaic_counts(vrt_tmp, len(classes))
+                if kind == "cog":
+                    _vrt_to_cog(vrt_tmp, main)
+                write_preview(vrt_tmp, png_tmp, classes, class_colours(classes))
+            finally:
+                if kind == "cog":
+                    vrt_tmp.unlink(missing_ok=True)
+            qml_tmp.write_text(qml_style(map_legend(classes, counts, area_m2)))
+            areas = area_summary(counts, classes, transform, crs, nodata, area_m2)
+            summary["mosaics"].append({"crs": key, kind: targets[3 * i].name, "preview": targets[3 * i + 1].name,
+                                       "style": targets[3 * i + 2].name, "maps": len(grids), "metric": is_metric(crs),
+                                       **areas})
         temps[-1].write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _vrt_to_cog(vrt: Path, target: Path) -> None:
+    """The mosaic as one Cloud Optimized GeoTIFF: classes kept by nearest overviews, the lut marker kept."""
+    import rasterio
+    import rasterio.shutil
+
+    from lut.toolkit.core.raster import gdal_env
+
+    with gdal_env(pam=False):
+        rasterio.shutil.copy(vrt, target, driver="COG", compress="DEFLATE", blocksize=512, resampling="NEAREST",
+                             overview_resampling="NEAREST")

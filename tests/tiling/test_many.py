@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import from_origin
 from click.testing import CliRunner
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
@@ -22,7 +23,7 @@ from lut.tiling.scene_list import expand_scenes, map_path, parse_shard, shard_of
 from lut.toolkit.cli import lut
 from lut.toolkit.core.errors import LutError
 
-from ..conftest import synthetic_scene, write_scene
+from ..conftest import CLASSES6, synthetic_scene, write_scene
 
 
 @pytest.fixture()
@@ -278,3 +279,27 @@ def test_a_worker_killed_mid_scene_gets_its_scene_retried(exported_bundle, scene
     assert max(r["attempts"] for r in result.rows) == 2
     assert all((out / f"S{i}.landuse.tif").is_file() for i in range(3))
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def test_cog_mosaic_and_vrt_mosaic_stand_alone(exported_bundle, scenes, tmp_path):
+    from rio_cogeo.cogeo import cog_validate
+
+    result, _ = run(exported_bundle, [scenes], tmp_path / "cog", mosaic="cog")
+    assert result.exit_code == 0 and result.summary["mosaics"][0]["cog"] == "mosaic.tif"
+    assert cog_validate(str(tmp_path / "cog" / "mosaic.tif"), strict=True)[0]
+    assert not (tmp_path / "cog" / "mosaic.vrt").exists() and (tmp_path / "cog" / "mosaic.qml").is_file()
+    vrt_run, _ = run(exported_bundle, [scenes], tmp_path / "vrt")
+    with rasterio.open(tmp_path / "cog" / "mosaic.tif") as cog, rasterio.open(tmp_path / "vrt" / "mosaic.vrt") as vrt:
+        assert np.array_equal(cog.read(1), vrt.read(1)) and cog.tags()["class_names"].startswith("forest")
+        assert len(vrt.colormap(1)) == 6  # the classes only: a legend of names, not 256 numbers
+    from lut.tiling.mosaic import MapGrid, vrt_xml
+
+    big = MapGrid(tmp_path / "vrt" / "2020/T0.landuse.tif", vrt.crs, from_origin(0, 4000, 1, 1), 3000, 2000)
+    (tmp_path / "big.vrt").write_text(vrt_xml([big], tmp_path / "big.vrt", CLASSES6))
+    with rasterio.open(tmp_path / "big.vrt") as src:
+        assert src.overviews(1) == [2, 4, 8, 16]  # virtual overviews over the maps' own, for GIS pyramids
+    assert "LUT_LEGEND" in (tmp_path / "vrt" / "mosaic.qml").read_text()
+    home = str(tmp_path.resolve()).encode()
+    for path in (tmp_path / "vrt").rglob("*"):  # run records and summaries: no machine paths
+        if path.is_file():
+            assert home not in path.read_bytes(), path

@@ -60,6 +60,8 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @click.option("--retries", default=2, show_default=True, type=click.IntRange(0),
               help="--engine ray: retries of a scene whose worker process or node died.")
 @click.option("--max-failures", default=None, type=click.IntRange(1), help="Stop after this many failed scenes.")
+@click.option("--mosaic", default="vrt", show_default=True, type=click.Choice(["vrt", "cog"]),
+              help="Several scenes: the whole-run mosaic as a GDAL VRT over the maps, or one Cloud Optimized GeoTIFF.")
 @click.option("--progress", "progress_mode", default="lines", show_default=True,
               type=click.Choice(["lines", "json", "none"]), help="Several scenes: a line, or a JSON row, per scene.")
 @click.option("--overwrite", is_flag=True,
@@ -69,8 +71,8 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @scene_options
 def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
              no_resample, batch_size, confidence, probabilities, cog, preview, vector, vector_min_area, engine, workers,
-             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, progress_mode, overwrite, quiet,
-             scene_opts):
+             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, mosaic, progress_mode, overwrite,
+             quiet, scene_opts):
     """Classify SCENES into georeferenced land-use maps.
 
     \b
@@ -91,7 +93,7 @@ def classify(scenes, output, model, precision, device, stride, bands, scale, ref
     many_options = engine != "local" or shard is not None or max_failures is not None
     if _many_scenes(scenes, output, many_options):
         return _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_worker, address, shard,
-                              retries, max_failures, progress_mode)
+                              retries, max_failures, progress_mode, mosaic)
     result = classify_scene(template)
     click.echo(format_summary(result.summary))
     click.echo(f"{result.patches} patches ({result.skipped} all-nodata and {result.low_valid} below --min-valid "
@@ -123,7 +125,7 @@ def _is_collection(scene: str) -> bool:
 
 
 def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_worker, address, shard, retries,
-                   max_failures, progress_mode) -> int:
+                   max_failures, progress_mode, mosaic) -> int:
     from lut.tiling.engines import RayOptions
     from lut.tiling.many import ManyConfig, classify_many
 
@@ -132,8 +134,8 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
     result = classify_many(ManyConfig(
         scenes=list(scenes), output=template.output, template=template, engine=engine,
         ray=RayOptions(workers, cpus_per_worker, gpus_per_worker, address, retries), shard=shard,
-        max_failures=max_failures, progress=progress_mode, overwrite=template.overwrite))
-    mosaics = ", ".join(str(result.output / m["vrt"]) for m in result.summary["mosaics"]) or "none"
+        max_failures=max_failures, progress=progress_mode, overwrite=template.overwrite, mosaic=mosaic))
+    mosaics = ", ".join(str(result.output / m[mosaic]) for m in result.summary["mosaics"]) or "none"
     click.echo(f"{result.ok} ok, {result.failed} failed, {result.skipped} skipped; mosaic: {mosaics}; "
                f"summary: {result.output / 'summary.json'}", err=progress_mode == "json")
     return result.exit_code

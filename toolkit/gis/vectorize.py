@@ -28,6 +28,8 @@ from lut.toolkit.core.ownership import check_output_file, is_lut_map, map_classe
 from lut.toolkit.core.raster import is_metric, pixel_area
 from lut.toolkit.core.formats import MAP_NODATA as NODATA, MAP_TAG as VECTOR_KEY, VECTOR_FORMAT
 
+from .vector_style import write_styles
+
 #: features converted and written per batch: bounds Python's share of the memory
 BATCH = 20_000
 #: an equal-area CRS for maps in degrees (NSIDC EASE-Grid 2.0 Global)
@@ -112,6 +114,10 @@ def sieve_size(cfg: VectorizeConfig, pixel_area_m2: float, metric: bool, name: s
     return max(1, math.ceil(cfg.min_area_ha * 1e4 / pixel_area_m2))
 
 
+#: GeoPackage 1.3, not GDAL's default 1.4, which GDAL 3.6 and QGIS 3.22 support only partially
+GPKG_VERSION = "1.3"
+
+
 def write_polygons(map_path: Path, target: Path, cfg: VectorizeConfig, final: Path | None = None) -> VectorizeResult:
     """Trace `map_path` into a new GeoPackage at `target` (a temporary path the caller renames)."""
     import rasterio
@@ -142,6 +148,9 @@ def write_polygons(map_path: Path, target: Path, cfg: VectorizeConfig, final: Pa
         first = False
     if first:  # an all-nodata map: an empty layer, still a valid GeoPackage
         _write_batch(target, layer, [], np.zeros(0, np.int32), classes, crs, metric, None, result, append=False)
+    import pyogrio
+
+    write_styles(target, layer, pyogrio.read_info(target, layer=layer)["geometry_name"], classes)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -188,7 +197,8 @@ def _write_batch(target: Path, layer: str, geojson: list, values: np.ndarray, cl
         field_data=[values.astype(np.int32), names, areas.astype(np.float64)],
         fields=["class_id", "class", "area_km2"], layer=layer, driver="GPKG", geometry_type="Polygon",
         crs=crs.to_wkt() if crs is not None else None, append=append,
-        dataset_metadata=None if append else {VECTOR_KEY: VECTOR_FORMAT})
+        dataset_metadata=None if append else {VECTOR_KEY: VECTOR_FORMAT},
+        dataset_options=None if append else {"VERSION": GPKG_VERSION})
     result.polygons += len(polygons)
     for v, area in zip(values.tolist(), areas.tolist()):
         entry = result.classes.setdefault(classes[v] if v < len(classes) else str(v), {"polygons": 0, "km2": 0.0})
