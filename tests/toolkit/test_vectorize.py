@@ -104,3 +104,28 @@ def test_cli_vectorize(tmp_path):
     result = CliRunner().invoke(lut, ["vectorize", str(m), "-o", str(tmp_path / "w.gpkg"), "--min-area", "1",
                                       "--min-pixels", "4"])
     assert result.exit_code == 1 and result.output.startswith("error: give --min-area or --min-pixels")
+
+
+def test_geopackage_1_3_carries_its_style_and_validates(tmp_path):
+    import sqlite3
+    import subprocess
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    classes = np.repeat(np.arange(6, dtype=np.uint8), 10)[None].repeat(20, 0)
+    path = write_lut_map(tmp_path / "m.tif", classes)
+    vectorize(VectorizeConfig(path, tmp_path / "m.gpkg"))
+    with sqlite3.connect(tmp_path / "m.gpkg") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10300  # GeoPackage 1.3
+        table, column, default, qml, sld = db.execute(
+            "SELECT f_table_name, f_geometry_column, useAsDefault, styleQML, styleSLD FROM layer_styles").fetchone()
+    assert (table, column, default) == ("m", "geom", 1)
+    categories = ET.fromstring(qml.split("\n", 1)[1]).findall(".//category")
+    assert [c.get("value") for c in categories] == ["forest", "cropland", "urban", "water", "barren", "wetland"]
+    assert sld.count("<se:Rule>") == 6 and '<se:SvgParameter name="fill">#285adc</se:SvgParameter>' in sld  # water
+    system = Path("/usr/bin/python3")
+    if system.is_file():  # GDAL's own GeoPackage validator, where the system's GDAL Python bindings exist
+        check = subprocess.run([str(system), "-m", "osgeo_utils.samples.validate_gpkg", str(tmp_path / "m.gpkg")],
+                               capture_output=True, text=True)
+        if "No module named" not in check.stderr:
+            assert check.returncode == 0, check.stdout + check.stderr
