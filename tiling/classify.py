@@ -28,7 +28,9 @@ from lut.toolkit.gis.vectorize import VectorizeConfig, is_lut_vector, sieve_size
 from lut.toolkit.core.chunks import ChunkReader
 from lut.toolkit.core.masks import parse_rule
 from lut.toolkit.core.paths import recorded
-from lut.toolkit.core.ownership import confidence_path_of, is_lut_confidence, is_lut_probabilities
+from lut.toolkit.core.ownership import confidence_path_of, is_lut_confidence, is_lut_probabilities, is_lut_stac_item
+from lut.toolkit.gis.legend_image import write_legend_image
+from lut.toolkit.gis.stac_items import class_item, item_path_of, mlm_metadata
 from lut.toolkit.core.sources import HrefMap, SceneSource
 
 from .deployed import DeployedModel, load_deployed
@@ -65,6 +67,7 @@ class ClassifyConfig:
     confidence: bool = False
     cog: bool = False
     preview: Path | None = None
+    legend: Path | None = None  # a PNG legend (class colours, names and mapped km²) for reports
     vector: Path | None = None
     vector_min_area: float | None = None  # hectares
     overwrite: bool = False
@@ -211,10 +214,12 @@ class MapOutputs:
     summary: Path
     aux: Path
     qml: Path
+    stac: Path
     confidence: Path | None = None
     preview: Path | None = None
     vector: Path | None = None
     probabilities: Path | None = None
+    legend: Path | None = None
 
     @classmethod
     def of(cls, cfg: ClassifyConfig) -> MapOutputs:
@@ -222,8 +227,8 @@ class MapOutputs:
         aux, qml = sidecars(output)
         probabilities = probabilities_path_of(output) if cfg.probabilities else None
         confidence = confidence_path_of(output) if cfg.confidence else None
-        optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector, probabilities)]
-        return cls(output, summary_path_of(output), aux, qml, confidence, *optional)
+        optional = [None if p is None else Path(p) for p in (cfg.preview, cfg.vector, probabilities, cfg.legend)]
+        return cls(output, summary_path_of(output), aux, qml, item_path_of(output), confidence, *optional)
 
     def named(self) -> dict[str, Path]:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -231,7 +236,7 @@ class MapOutputs:
 
 _OWNED = {"map": is_lut_map, "summary": is_lut_summary, "aux": is_lut_legend, "qml": is_lut_legend,
           "preview": is_lut_preview, "vector": is_lut_vector, "probabilities": is_lut_probabilities,
-          "confidence": is_lut_confidence}
+          "confidence": is_lut_confidence, "stac": is_lut_stac_item, "legend": is_lut_preview}
 
 
 def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs, source: SceneSource | None = None) -> None:
@@ -279,15 +284,32 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
                      temps["aux"], temps["qml"])
         if cfg.preview is not None:
             write_preview(temps["map"], temps["preview"], model.classes, class_colours(model.classes))
+        if cfg.legend is not None:
+            write_legend_image(temps["legend"], model.classes, [r["km2"] for r in summary["classes"].values()])
         if cfg.vector is not None:
             temps["vector"].unlink()  # OGR creates the GeoPackage itself
             polygons = write_polygons(temps["map"], temps["vector"], cfg.vector_config(), final=outputs.vector)
             summary["vector"] = {"path": recorded(outputs.vector, outputs.map.parent), "polygons": polygons.polygons,
                                  "sieve_pixels": polygons.sieve_pixels, "sieved_pixels": polygons.sieved_pixels}
         temps["summary"].write_text(json.dumps(summary, indent=2))
+        _write_item(temps, outputs, model)
     return ClassifyResult(outputs.map, outputs.summary, summary, run.patches, run.skipped, run.seconds,
                           str(model.path), model.precision, model.device, plan.rule.to_dict(), notes, run.low_valid,
                           model.why, run.masked_pixels)
+
+
+COMPANIONS = {"summary": (["metadata"], "area summary and run record"), "aux": (["metadata"], "GDAL categories"),
+              "qml": (["metadata"], "QGIS style"), "confidence": (["data"], "confidence of the winning class, %"),
+              "probabilities": (["data"], "probability of each class, %"), "preview": (["overview"], "quick-look"),
+              "vector": (["data"], "polygons of the classes"), "legend": (["overview"], "legend")}
+
+
+def _write_item(temps: dict[str, Path], outputs: MapOutputs, model: DeployedModel) -> None:
+    """The map's STAC Item, its companions as assets, linked to the model's MLM metadata where it has one."""
+    companions = {k: (temps[k], *COMPANIONS[k]) for k in COMPANIONS if k in temps}
+    class_item(temps["map"], temps["stac"], outputs.map.stem, model.classes, class_colours(model.classes),
+               companions, {"lut:kind": "map", "lut:model_sha256": model.sha256},
+               mlm_metadata(Path(model.path).parent), outputs.map.parent)
 
 
 def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: RunStats, outputs: MapOutputs,

@@ -24,10 +24,11 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import COMPOSITE_FORMAT, CONFIDENCE_NODATA, MAP_NODATA, MAP_TAG, SUMMARY_FORMAT
 from lut.toolkit.core.ownership import (check_output_file, confidence_path_of, is_lut_confidence, is_lut_map,
-                                        is_lut_probabilities, is_lut_summary, raster_tags)
+                                        is_lut_probabilities, is_lut_stac_item, is_lut_summary, raster_tags)
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.raster import gdal_env, overview_factors, written_as_cog
-from lut.toolkit.gis.legend import is_lut_legend, sidecars, write_legend
+from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
+from lut.toolkit.gis.stac_items import class_item, item_path_of
 
 from .classify import summary_path_of
 from .summary import area_summary
@@ -140,11 +141,13 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
     summary_path, seen_path = summary_path_of(output), observations_path_of(output)
     conf_path = confidence_path_of(output)
     owned = {output: is_lut_map, conf_path: is_lut_confidence, seen_path: is_lut_observations,
-             summary_path: is_lut_summary, aux: is_lut_legend, qml: is_lut_legend}
+             summary_path: is_lut_summary, aux: is_lut_legend, qml: is_lut_legend,
+             item_path_of(output): is_lut_stac_item}
     for path, ours in owned.items():
         check_output_file(path, cfg.overwrite, ours, [*cfg.inputs, *files], "output")
     classes = grid["classes"]
-    with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml):
+    with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml,
+                                                                  t_item):
         with written_as_cog([t_map, t_conf, t_seen], cfg.cog) as staged:
             counts, area_m2, histogram = _write(files, grid, classes, tuple(staged), cfg.strip_rows)
         summary = area_summary(counts, classes, grid["transform"], grid["crs"], histogram[0], area_m2)
@@ -155,6 +158,12 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
                        if any(g != grid for g in grids[1:]) else "same grid")
         write_legend(map_legend(classes, counts, area_m2), t_aux, t_qml)
         t_summary.write_text(json.dumps(summary, indent=2))
+        class_item(t_map, t_item, output.stem, classes, class_colours(classes), {
+            "confidence": (t_conf, ["data"], "mean probability of the class, %"),
+            "observations": (t_seen, ["data"], "valid dates averaged"),
+            "summary": (t_summary, ["metadata"], "areas and observations"), "aux": (t_aux, ["metadata"], "categories"),
+            "qml": (t_qml, ["metadata"], "QGIS style")}, {"lut:kind": "composite", "lut:dates": len(files)},
+            final_dir=output.parent)
     return CompositeResult(output, summary_path, summary, time.perf_counter() - start)
 
 

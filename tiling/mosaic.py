@@ -21,6 +21,7 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import FormatError
 from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, qml_style
+from lut.toolkit.gis.stac_items import item_path_of, run_collection
 from lut.toolkit.core.ownership import is_lut_preview, map_classes
 from lut.toolkit.core.raster import is_metric, overview_factors
 
@@ -158,10 +159,11 @@ def write_run_outputs(out: Path, maps: list[Path], scenes: dict, kind: str = "vr
     names = {key: ("mosaic" if len(groups) == 1 else "mosaic." + key.replace(":", "_").replace("/", "_"))
              for key in groups}
     first = ".tif" if kind == "cog" else ".vrt"
-    targets = [out / f"{names[k]}{ext}" for k in groups for ext in (first, ".png", ".qml")] + [out / "summary.json"]
+    targets = ([out / f"{names[k]}{ext}" for k in groups for ext in (first, ".png", ".qml")]
+               + [out / "collection.json", out / "summary.json"])
     for target in targets:  # only lut's own whole-run outputs are ever replaced
         owned = {".vrt": is_lut_mosaic, ".tif": _is_lut_mosaic_tif, ".png": is_lut_preview, ".qml": is_lut_legend,
-                 ".json": is_run_summary}[target.suffix]
+                 ".json": is_run_summary if target.name == "summary.json" else _is_run_collection}[target.suffix]
         if target.exists() and not owned(target):
             raise FormatError(f"{target} exists and was not written by lut; move it away to let the run write its "
                            "whole-run outputs")
@@ -184,8 +186,19 @@ def write_run_outputs(out: Path, maps: list[Path], scenes: dict, kind: str = "vr
             summary["mosaics"].append({"crs": key, kind: targets[3 * i].name, "preview": targets[3 * i + 1].name,
                                        "style": targets[3 * i + 2].name, "maps": len(grids), "metric": is_metric(crs),
                                        **areas})
+        items = [item_path_of(m) for m in maps if item_path_of(m).is_file()]
+        run_collection(temps[-2], out, items, out.resolve().name or "lut-run")
+        summary["collection"] = "collection.json"
         temps[-1].write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _is_run_collection(path: Path) -> bool:
+    try:
+        data = json.loads(Path(path).read_text())
+        return data.get("type") == "Collection" and data.get("lut:kind") == "run"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _vrt_to_cog(vrt: Path, target: Path) -> None:

@@ -299,6 +299,11 @@ def test_cog_mosaic_and_vrt_mosaic_stand_alone(exported_bundle, scenes, tmp_path
     with rasterio.open(tmp_path / "big.vrt") as src:
         assert src.overviews(1) == [2, 4, 8, 16]  # virtual overviews over the maps' own, for GIS pyramids
     assert "LUT_LEGEND" in (tmp_path / "vrt" / "mosaic.qml").read_text()
+    collection = json.loads((tmp_path / "vrt" / "collection.json").read_text())
+    links = sorted(link["href"] for link in collection["links"] if link["rel"] == "item")
+    assert collection["type"] == "Collection" and links == [
+        "2020/T0.landuse.stac.json", "2020/T1.landuse.stac.json", "2025/T0.landuse.stac.json",
+        "2025/T1.landuse.stac.json"]
     home = str(tmp_path.resolve()).encode()
     for path in (tmp_path / "vrt").rglob("*"):  # run records and summaries: no machine paths
         if path.is_file():

@@ -33,7 +33,8 @@ def outputs(exported_bundle, tmp_path_factory):
     scene = write_scene(root / "scene.tif", data)
     for name, cog in (("map", False), ("cog", True)):
         classify_scene(ClassifyConfig(scene=scene, output=root / f"{name}.tif", model=exported_bundle, cog=cog,
-                                      confidence=True, probabilities=True, progress=False))
+                                      confidence=True, probabilities=True, progress=False,
+                                      legend=root / f"{name}.legend.png"))
     compute_change(ChangeConfig(root / "map.tif", root / "cog.tif", root / "change.tif", cog=True))
     composite(CompositeConfig([root / "map.tif", root / "cog.tif"], root / "year.tif", cog=True))
     return root
@@ -131,3 +132,26 @@ def test_no_machine_path_in_any_output(outputs):
     for path in outputs.rglob("*"):
         if path.is_file() and path.name != "scene.tif":
             assert home.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("name,kind", [("cog", "map"), ("change", "change"), ("year", "composite")])
+def test_every_raster_has_a_stac_item_with_relative_assets(outputs, name, kind):
+    import hashlib
+
+    import pystac
+
+    item = pystac.Item.from_file(str(outputs / f"{name}.stac.json"))
+    assert item.properties["lut:kind"] == kind and item.bbox[0] < item.bbox[2]
+    data = item.assets["data"]
+    assert data.href == f"{name}.tif" and data.roles == ["data"]
+    assert data.extra_fields["proj:code"] == "EPSG:32633" and data.extra_fields["proj:shape"] == [300, 300]
+    classes = data.extra_fields["classification:classes"]
+    assert classes[3]["name"] == ("water" if kind != "change" else "forest→water")
+    digest = hashlib.sha256((outputs / f"{name}.tif").read_bytes()).hexdigest()
+    assert data.extra_fields["file:checksum"] == "1220" + digest
+    for asset in item.assets.values():
+        assert not Path(asset.href).is_absolute() and (outputs / asset.href).is_file(), asset.href
+    if kind == "map":
+        assert {"confidence", "probabilities", "summary", "aux", "qml", "legend"} <= set(item.assets)
+        legend = Image.open(outputs / item.assets["legend"].href)
+        assert legend.width > 200 and legend.height > 6 * 20  # a swatch and a name per class

@@ -41,6 +41,8 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
               help="Also write NAME.probabilities.tif: one uint8 band per class, percent (for lut composite).")
 @click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF.")
 @click.option("--preview", default=None, type=click.Path(path_type=Path), help="Also write a PNG quick-look.")
+@click.option("--legend", default=None, type=click.Path(path_type=Path),
+              help="Also write a PNG legend (class colours, names and mapped km²) a report can include.")
 @click.option("--vector", default=None, type=click.Path(path_type=Path),
               help="Also write the map's polygons to this GeoPackage (class name and km² per polygon).")
 @click.option("--vector-min-area", default=None, type=float,
@@ -70,9 +72,9 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @scene_options
 def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, confidence, probabilities, cog, preview, vector, vector_min_area, engine, workers,
-             cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, mosaic, progress_mode, overwrite,
-             quiet, scene_opts):
+             no_resample, batch_size, confidence, probabilities, cog, preview, legend, vector, vector_min_area, engine,
+             workers, cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, mosaic, progress_mode,
+             overwrite, quiet, scene_opts):
     """Classify SCENES into georeferenced land-use maps.
 
     \b
@@ -88,7 +90,7 @@ def classify(scenes, output, model, precision, device, stride, bands, scale, ref
         device=device, stride=stride,
         bands=bands, scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
         min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
-        cog=cog, preview=preview, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
+        cog=cog, preview=preview, legend=legend, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
         progress=show_progress(quiet))
     many_options = engine != "local" or shard is not None or max_failures is not None
     if _many_scenes(scenes, output, many_options):
@@ -129,8 +131,9 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
     from lut.tiling.engines import RayOptions
     from lut.tiling.many import ManyConfig, classify_many
 
-    if template.preview is not None or template.vector is not None:
-        raise click.UsageError("--preview and --vector apply to one scene; a run with -o DIR writes DIR/mosaic.png")
+    if template.preview is not None or template.vector is not None or template.legend is not None:
+        raise click.UsageError("--preview, --legend and --vector apply to one scene; a run with -o DIR writes "
+                               "DIR/mosaic.png")
     result = classify_many(ManyConfig(
         scenes=list(scenes), output=template.output, template=template, engine=engine,
         ray=RayOptions(workers, cpus_per_worker, gpus_per_worker, address, retries), shard=shard,

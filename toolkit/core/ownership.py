@@ -105,6 +105,15 @@ def is_lut_confidence(path: Path) -> bool:
     return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == CONFIDENCE_FORMAT
 
 
+def is_lut_stac_item(path: Path) -> bool:
+    """A STAC Item lut wrote for one of its rasters (its properties carry `lut:kind`)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return data.get("type") == "Feature" and "lut:kind" in data.get("properties", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def is_lut_probabilities(path: Path) -> bool:
     return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == PROBABILITIES_FORMAT
 

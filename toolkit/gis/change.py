@@ -23,10 +23,12 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, warn
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_path_of, is_lut_confidence,
-                                        is_lut_map_tags, is_lut_preview, map_classes, raster_tags)
+                                        is_lut_map_tags, is_lut_preview, is_lut_stac_item, map_classes,
+                                        raster_tags)
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area, written_as_cog
+from .stac_items import class_item, item_path_of
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_NODATA
 
@@ -62,6 +64,7 @@ class ChangeOutputs:
     markdown: Path
     aux: Path
     qml: Path
+    stac: Path
     preview: Path | None = None
 
     @classmethod
@@ -70,7 +73,7 @@ class ChangeOutputs:
         stem = output.with_suffix("")
         aux, qml = sidecars(output)
         return cls(output, Path(f"{stem}.json"), Path(f"{stem}.matrix.csv"), Path(f"{stem}.classes.csv"),
-                   Path(f"{stem}.md"), aux, qml, None if preview is None else Path(preview))
+                   Path(f"{stem}.md"), aux, qml, item_path_of(output), None if preview is None else Path(preview))
 
     def named(self) -> dict[str, Path]:
         return {k: v for k, v in vars(self).items() if v is not None}
@@ -129,7 +132,7 @@ _OWNED: dict[str, Callable[[Path], bool]] = {
     "matrix_csv": lambda p: _first_line(p) == ",".join(MATRIX_HEADER),
     "classes_csv": lambda p: _first_line(p).startswith("class,before_pixels,"),
     "markdown": lambda p: _first_line(p) == MARKDOWN_MARK,
-    "aux": is_lut_legend, "qml": is_lut_legend, "preview": is_lut_preview,
+    "aux": is_lut_legend, "qml": is_lut_legend, "preview": is_lut_preview, "stac": is_lut_stac_item,
 }
 
 
@@ -303,6 +306,16 @@ def compute_change(cfg: ChangeConfig) -> ChangeResult:
             from .change_preview import write_change_preview
 
             write_change_preview(temps["preview"], before.path, after.path, temps["raster"], transitions)
+        companions = {"report": (temps["json"], ["metadata"], "from-to matrix and per-class flows"),
+                      "matrix_csv": (temps["matrix_csv"], ["metadata"], "from-to matrix (CSV)"),
+                      "aux": (temps["aux"], ["metadata"], "GDAL categories"),
+                      "qml": (temps["qml"], ["metadata"], "QGIS style")}
+        if "preview" in temps:
+            companions["preview"] = (temps["preview"], ["overview"], "before, after, change")
+        names = [transition_name(a, b) for a in before.classes for b in before.classes]
+        class_item(temps["raster"], temps["stac"], outputs.raster.stem, names, change_colours(before.classes),
+                   companions, {"lut:kind": "change", "lut:before": before.path.name, "lut:after": after.path.name},
+                   final_dir=outputs.raster.parent)
     result.seconds = time.perf_counter() - start
     return result
 
