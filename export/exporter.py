@@ -133,7 +133,7 @@ def export_model(cfg: ExportConfig) -> ExportResult:
             raise InputError(f"fp32 ONNX disagrees with PyTorch: max |logit diff| {diff:.2e} > {FP32_ATOL:g}; "
                            "nothing was written")
         gates = gates_of(rows)
-        report = {"bundle": str(bundle_dir.resolve()),
+        report = {"bundle": "..",  # the report sits in BUNDLE/onnx/: no machine paths in outputs
                   "sample": {"source": sample.source, "images": int(len(sample.images)), "seed": sample.seed,
                              "split": "validation", "stratified": True, "per_class": sample.per_class,
                              "batch_size": cfg.batch_size},

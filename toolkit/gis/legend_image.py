@@ -20,7 +20,7 @@ def write_legend_image(png: Path, classes: list[str], km2: list[float | None] | 
     colours = class_colours(classes)
     labels = [name if not km2 or km2[i] is None else f"{name}  ({km2[i]:,.2f} km² mapped)"
               for i, name in enumerate(classes)]
-    handles = [Patch(facecolor=[c / 255 for c in colours[i][:3]], edgecolor="#333333", label=label)
+    handles = [Patch(facecolor="#{:02x}{:02x}{:02x}".format(*colours[i][:3]), edgecolor="#333333", label=label)
                for i, label in enumerate(labels)]
     fig = plt.figure(figsize=(3.6, 0.32 * len(classes) + 0.6))
     fig.legend(handles=handles, loc="center", frameon=False, title=title, alignment="left")

@@ -123,7 +123,7 @@ def run_collection(target: Path, out: Path, items: list[Path], collection_id: st
     bbox = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
             if boxes else [-180.0, -90.0, 180.0, 90.0])
     stamps = sorted(dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times if t)
-    interval = [[stamps[0], stamps[-1]]] if stamps else [[None, None]]
+    interval: list[list[dt.datetime | None]] = [[stamps[0], stamps[-1]]] if stamps else [[None, None]]
     collection = pystac.Collection(collection_id, "Land-use maps of one lut run",
                                    pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(interval)),
                                    license="other", extra_fields={"lut:kind": "run"})
