@@ -155,3 +155,21 @@ def test_every_raster_has_a_stac_item_with_relative_assets(outputs, name, kind):
         assert {"confidence", "probabilities", "summary", "aux", "qml", "legend"} <= set(item.assets)
         legend = Image.open(outputs / item.assets["legend"].href)
         assert legend.width > 200 and legend.height > 6 * 20  # a swatch and a name per class
+
+
+def test_a_map_item_links_the_models_mlm_metadata(exported_bundle, tmp_path):
+    import json
+
+    import pystac
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported_bundle, bundle)
+    (bundle / "onnx" / "mlm.json").write_text(json.dumps({
+        "type": "Feature", "stac_version": "1.0.0", "id": "m", "properties": {},
+        "stac_extensions": ["https://stac-extensions.github.io/mlm/v1.4.0/schema.json"]}))
+    scene = write_scene(tmp_path / "s.tif", synthetic_scene(64, 64, 3))
+    (tmp_path / "maps").mkdir()
+    classify_scene(ClassifyConfig(scene=scene, output=tmp_path / "maps" / "m.tif", model=bundle, progress=False))
+    item = pystac.Item.from_file(str(tmp_path / "maps" / "m.stac.json"))
+    link = next(link for link in item.links if link.rel == "derived_from")
+    assert link.href == "../bundle/onnx/mlm.json"
