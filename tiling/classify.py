@@ -267,6 +267,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
         check_outputs(cfg, outputs, source)
         if model is None:
             model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+        model.hash_in_background()  # the model's SHA-256 for the summary, while the scene is mapped
         plan = plan_scene(cfg, model, source)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
         sieve_size(cfg.vector_config(), pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]),

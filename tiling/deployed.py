@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import json
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class DeployedModel:
     open_device: str = "auto"
     threads: int | None = None
     _uint8: tuple[str, object] | None = None  # (band rule, session) of the uint8-input variant in use
+    _hash: object | None = None  # Future of the ONNX file's SHA-256
 
     @property
     def device(self) -> str:
@@ -47,7 +49,24 @@ class DeployedModel:
     @property
     def sha256(self) -> str:
         """The ONNX file's SHA-256, which identifies the model in outputs (once per process and file)."""
-        return _file_sha256(str(self.path), self.path.stat().st_size, self.path.stat().st_mtime_ns)
+        return self.hash_in_background().result()
+
+    def hash_in_background(self):
+        """Start hashing the ONNX file on a thread (it overlaps the run instead of adding to it); a Future."""
+        from concurrent.futures import Future
+
+        if self._hash is None:
+            self._hash = Future()
+            stat = self.path.stat()
+
+            def run(future=self._hash) -> None:
+                try:
+                    future.set_result(_file_sha256(str(self.path), stat.st_size, stat.st_mtime_ns))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the hash
+                    future.set_exception(exc)
+
+            threading.Thread(target=run, daemon=True, name="lut-hash").start()
+        return self._hash
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         if self.session is None:  # one copy of the weights at a time: the uint8 variant goes first
