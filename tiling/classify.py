@@ -332,8 +332,17 @@ def _summary(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, run: Ru
                    probabilities=None if outputs.probabilities is None else outputs.probabilities.name,
                    confidence=None if outputs.confidence is None else outputs.confidence.name,
                    patches=run.patches, skipped_patches=run.skipped, low_valid_patches=run.low_valid,
-                   seconds=run.seconds, warnings=notes)
+                   seconds=run.seconds, warnings=[_relative(note, plan.source, here) for note in notes])
     return summary
+
+
+def _relative(note: str, source: SceneSource, here: Path) -> str:
+    """A warning as the summary records it: the scene named by its recorded path, not the machine's."""
+    for name in {source.name, str(source.spec), *map(str, source.files)}:
+        local = Path(name.split(" (")[0].split("#")[0])
+        if name and local.is_absolute() and local.exists():
+            note = note.replace(str(local), recorded(local, here) or "")
+    return note
 
 
 @dataclass

@@ -173,3 +173,17 @@ def test_a_map_item_links_the_models_mlm_metadata(exported_bundle, tmp_path):
     item = pystac.Item.from_file(str(tmp_path / "maps" / "m.stac.json"))
     link = next(link for link in item.links if link.rel == "derived_from")
     assert link.href == "../bundle/onnx/mlm.json"
+
+
+def test_warnings_in_a_summary_name_the_scene_relatively(exported_bundle, tmp_path):
+    import json
+
+    four = np.concatenate([synthetic_scene(64, 64, 3), synthetic_scene(64, 64, 3)[:1]])
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    scene = write_scene(tmp_path / "in" / "four.tif", four)
+    result = classify_scene(ClassifyConfig(scene=scene.resolve(), output=tmp_path / "out" / "m.tif",
+                                           model=exported_bundle, progress=False))
+    summary = (tmp_path / "out" / "m.summary.json").read_text()
+    assert any("has 4 bands" in w for w in result.warnings) and str(tmp_path) not in summary
+    assert any(w.startswith("../in/four.tif has 4 bands") for w in json.loads(summary)["warnings"])

@@ -39,7 +39,7 @@ def open_path(path: str, name: str):
             warnings.simplefilter("ignore")
             return rasterio.open(path)
     except RasterioIOError as exc:
-        if "/vsi" in path:
+        if path.startswith("/vsi"):
             raise InputError(f"{name} cannot be fetched ({exc}): check the URL and the network, or point it at "
                              "a reachable copy with `href_map`") from exc
         raise FormatError(f"{name} is not a raster that GDAL can read (damaged, or another format)") from exc
