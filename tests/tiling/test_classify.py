@@ -6,7 +6,8 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-from lut.tiling.classify import ClassifyConfig, classify_scene, softmax
+from lut.tiling.accumulate import softmax
+from lut.tiling.classify import ClassifyConfig, classify_scene
 from lut.tiling.deployed import load_deployed
 from lut.toolkit.cli import lut
 from lut.toolkit.core.errors import LutError, LutWarning

@@ -15,7 +15,7 @@ from lut.toolkit.core.ownership import MAP_TAG, check_output_file, raster_tags
 from lut.toolkit.core.raster import pixel_area
 from lut.toolkit.gis.transitions import Transitions
 
-from .demo_assess import SAMPLE_SIZE, assess_demo_map, format_assessment
+from .demo_assess import assessment_step
 from lut.toolkit.data.clouds import SCL_CLEAR, add_clouds, cloud_field
 from lut.toolkit.data.synthetic import CLASSES, render
 from lut.toolkit.core.formats import DEMO_FORMAT
@@ -264,10 +264,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     scores = change_scores(change.transitions, truth, truth_after)
     log.info(format_change_scores(scores))
 
-    log.info(f"[6/6] publishable areas: a stratified sample of {SAMPLE_SIZE} points of the first map, labelled "
-             "from the truth, areas estimated with 95% confidence intervals (lut assess)")
-    areas = assess_demo_map(out, landuse, truth, list(result.summary["classes"]), cfg.seed, cfg.overwrite)
-    log.info(format_assessment(areas))
+    areas = assessment_step(out, landuse, truth, list(result.summary["classes"]), cfg.seed, cfg.overwrite)
     return DemoResult(bundle, exported.onnx_dir, scene, truth, landuse, preview, result.summary_path,
                       outcome.metrics["accuracy"], accuracy, exported.table(), change.outputs.raster,
                       change.outputs.preview, scores, areas)
