@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/lut: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[train,gpu,ray,dev]'
 	touch $(BIN)/lut
 
 install: $(BIN)/lut

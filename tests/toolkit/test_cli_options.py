@@ -30,3 +30,18 @@ def test_library_parameters_become_flags_on_the_command_line():
     assert flags("`resample=False` applies the model anyway; `stride=64`") == \
         "--no-resample applies the model anyway; --stride 64"
     assert flags("no backticks, no change: a `Path` or `2`") == "no backticks, no change: a `Path` or `2`"
+
+
+def test_a_runtime_only_install_asked_to_train_names_the_extra():
+    """With torch absent (as in `pip install lut`), training commands end in one line naming `lut[train]`."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nsys.modules['torch'] = None\n"
+              "from click.testing import CliRunner\nfrom lut.toolkit.cli import lut\n"
+              "r = CliRunner().invoke(lut, ['finetune', '--data', 'synthetic', '--epochs', '1'])\n"
+              "print(r.exit_code)\nprint(r.output)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    code, line = out.strip().split("\n", 1)
+    assert code == "1" and line == ("error: lut finetune needs torch, which the runtime install does not include: "
+                                    "pip install 'lut[train]'")

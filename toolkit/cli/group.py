@@ -65,6 +65,8 @@ class LutGroup(click.Group):
             self._fail(str(exc) or "interrupted; nothing was written", getattr(exc, "exit_code", EXIT_INTERRUPTED))
         except MemoryError:
             self._fail("out of memory: try a smaller --batch-size", EXIT_BAD_INPUT)
+        except ImportError as exc:  # a runtime-only install asked to train, export or run Ray
+            self._fail(missing_extra(ctx.invoked_subcommand or ctx.info_name, exc), EXIT_BAD_INPUT)
         except OSError as exc:
             self._fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
@@ -77,6 +79,21 @@ class LutGroup(click.Group):
     def _fail(message: str, code: int) -> None:
         click.echo(f"error: {' '.join(flags(message).split())}", err=True)
         sys.exit(code)
+
+
+#: the extra that brings each optional top-level module (pyproject.toml's optional-dependencies)
+EXTRA_OF = {"torch": "train", "torchvision": "train", "transformers": "train", "optimum": "train", "lightly": "train",
+            "lightning_fabric": "train", "sklearn": "train", "ray": "ray"}
+
+
+def missing_extra(command: str | None, exc: ImportError) -> str:
+    """One line for a module an optional extra provides: which extra to install."""
+    module = (exc.name or "").split(".")[0]
+    extra = EXTRA_OF.get(module)
+    if extra is None:
+        return f"lut failed unexpectedly: {exc} (reinstall lut: pip install lut)"
+    return (f"lut {command or ''} needs {module}, which the runtime install does not include: "
+            f"pip install 'lut[{extra}]'").replace("lut  needs", "lut needs")
 
 
 @contextlib.contextmanager
