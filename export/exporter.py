@@ -17,6 +17,7 @@ from lut.toolkit.core.ownership import check_output_dir
 from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
 from .onnx_export import check_weights_load, export_fp32
+from .mlm import write_mlm
 from .parity import chip_bands, format_parity, measure_variants, parity_sample
 from .variants import convert_fp16, quantize_int8
 
@@ -144,5 +145,6 @@ def export_model(cfg: ExportConfig) -> ExportResult:
         exported = replace(bundle, kind="onnx", onnx={name: path.name for name, path in variants.items()},
                            gates=gates)
         exported.save(tmp)
+        write_mlm(tmp, bundle_dir.name, exported, mean, std)
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return ExportResult(target, report)

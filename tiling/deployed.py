@@ -15,6 +15,7 @@ from lut.export.runtime import gpu_usable, open_session, session_device
 from lut.toolkit.core.bundle import Bundle, ChipInfo
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import MAP_PRECISIONS
+from lut.export.mlm import read_mlm
 from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle, sha256_file
 
@@ -41,6 +42,7 @@ class DeployedModel:
     threads: int | None = None
     _uint8: tuple[str, object] | None = None  # (band rule, session) of the uint8-input variant in use
     _hash: object | None = None  # Future of the ONNX file's SHA-256
+    mlm: dict | None = None  # the export's STAC MLM Item (onnx/mlm.json), None for exports made before it
 
     @property
     def device(self) -> str:
@@ -179,4 +181,5 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
         mean=np.asarray(pre.get("image_mean", [0.5] * 3), np.float32)[:, None, None],
         std=np.asarray(pre.get("image_std", [0.5] * 3), np.float32)[:, None, None],
         rule=bundle.band_rule, session=session, chip=bundle.chip, why=why, open_device=open_device, threads=threads,
+        mlm=read_mlm(onnx_dir),
     )

@@ -59,6 +59,16 @@ def mask_spec(cfg, source: SceneSource) -> MaskSpec | None:
     return MaskSpec(path, parse_rule(text), cfg.mask_dilate)
 
 
+def check_input_bands(model: DeployedModel, bands: tuple[int, ...], source: SceneSource) -> None:
+    """The scene gives as many bands as the model's MLM metadata says it takes, before any pixel is read."""
+    if model.mlm is None:
+        return
+    wanted = [b.get("name", "?") for b in model.mlm["properties"]["mlm:input"][0].get("bands", [])]
+    if wanted and len(bands) != len(wanted):
+        raise InputError(f"{source.name} gives {len(bands)} band(s) but the model takes {len(wanted)} "
+                         f"({','.join(wanted)}): choose them with `bands` (or `channels` for band files and STAC)")
+
+
 def plan_scene(cfg, model: DeployedModel, source: SceneSource | None = None) -> ScenePlan:
     source = source or open_source(cfg)
     mask = mask_spec(cfg, source)
@@ -75,8 +85,9 @@ def plan_scene(cfg, model: DeployedModel, source: SceneSource | None = None) -> 
         if mask is not None:
             check_overlap(mask, profile, source.name)
         sample = decimated_sample(src, bands, cfg.nodata, mask=mask)
+        check_input_bands(model, bands, source)
         scaling = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, sample=sample,
-                              metadata_source=source.radiometry_source)
+                              metadata_source=source.radiometry_source, strict=model.mlm is not None)
         clipped = check_clipping(scaling.rule, sample, cfg.max_clipped, source.name)
         gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, source.name)

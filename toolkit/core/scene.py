@@ -132,11 +132,12 @@ class Scaling:
 
 def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule | None, nodata: float | None,
                 offset_dn: float | None = None, sample: np.ndarray | None = None,
-                metadata_source: str | None = None) -> Scaling:
+                metadata_source: str | None = None, strict: bool = False) -> Scaling:
     """The scaling that makes this scene look like the training patches: the bundle's physical window
     through the scene's own encoding whenever both are the same quantity. `sample`: valid pixel values
     (C, N) when the caller already has them (the overview is read at most once either way);
-    `metadata_source`: who set the GDAL scale/offset of a stacked scene (a STAC item, an MTL)."""
+    `metadata_source`: who set the GDAL scale/offset of a stacked scene (a STAC item, an MTL); `strict`: a
+    model that describes its input (MLM) refuses values of unknown encoding instead of stretching them."""
     if scale not in SCALES:
         raise InputError(f"`scale` must be one of {', '.join(SCALES)}")
     samples: list[np.ndarray] = [] if sample is None else [sample]
@@ -159,6 +160,9 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
     else:
         encoding = replace(encoding, source=f"`scale` {scale}")
     if encoding.quantity == "unknown":
+        if strict and scale == "auto":
+            raise InputError(f"{display_name(src)} holds {encoding.description}, which no rule of the model's input "
+                             "maps: pass `scale` percentile (or uint8, reflectance, fraction) to say how to read it")
         if scale == "bundle":
             raise InputError(f"cannot tell how {display_name(src)} encodes its values ({encoding.description}), so the "
                            "bundle's rule cannot be applied: pass `scale` uint8|reflectance|fraction|percentile")
