@@ -57,9 +57,10 @@ def main() -> None:
     from rasterio.windows import Window
 
     with rasterio.open(ROOT / "demo" / "scene.tif") as src:
-        profile = {**src.profile, "width": 256, "height": 256, "transform": src.window_transform(Window(0, 0, 256, 256))}
+        corner = Window(128, 128, 256, 256)
+        profile = {**src.profile, "width": 256, "height": 256, "transform": src.window_transform(corner)}
         with rasterio.open(work / "small.tif", "w", **profile) as dst:
-            dst.write(src.read(window=Window(128, 128, 256, 256)))
+            dst.write(src.read(window=corner))
     print(f"cold start, lut classify --help: {best_of([lut, 'classify', '--help']):.2f} s")
     small = [lut, "classify", str(work / "small.tif"), "-o", str(work / "small_map.tif"), "--model", str(MODEL),
              "--overwrite", "--quiet"]
