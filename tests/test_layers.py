@@ -29,7 +29,7 @@ FLOORS = {
     "lut.toolkit": 7,  # the public API (lut/toolkit/__init__.py), lazy names over every floor
 }
 #: what a mapping run (classify, change, vectorize, many scenes) must never load
-HEAVY = ("torch", "transformers", "optimum", "lightly")
+HEAVY = ("torch", "transformers", "optimum", "lightly", "sklearn")
 
 
 def source_modules() -> dict[str, tuple[Path, str]]:
