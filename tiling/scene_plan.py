@@ -63,7 +63,8 @@ def check_input_bands(model: DeployedModel, bands: tuple[int, ...], source: Scen
     """The scene gives as many bands as the model's MLM metadata says it takes, before any pixel is read."""
     if model.mlm is None:
         return
-    wanted = [b.get("name", "?") for b in model.mlm["properties"]["mlm:input"][0].get("bands", [])]
+    inputs = model.mlm.get("properties", {}).get("mlm:input") or [{}]
+    wanted = [b.get("name", "?") for b in inputs[0].get("bands", [])]
     if wanted and len(bands) != len(wanted):
         raise InputError(f"{source.name} gives {len(bands)} band(s) but the model takes {len(wanted)} "
                          f"({','.join(wanted)}): choose them with `bands` (or `channels` for band files and STAC)")

@@ -163,10 +163,8 @@ def test_a_map_item_links_the_models_mlm_metadata(exported_bundle, tmp_path):
     import pystac
 
     bundle = tmp_path / "bundle"
-    shutil.copytree(exported_bundle, bundle)
-    (bundle / "onnx" / "mlm.json").write_text(json.dumps({
-        "type": "Feature", "stac_version": "1.0.0", "id": "m", "properties": {},
-        "stac_extensions": ["https://stac-extensions.github.io/mlm/v1.4.0/schema.json"]}))
+    shutil.copytree(exported_bundle, bundle)  # every export writes onnx/mlm.json
+    assert "/mlm/" in json.loads((bundle / "onnx" / "mlm.json").read_text())["stac_extensions"][0]
     scene = write_scene(tmp_path / "s.tif", synthetic_scene(64, 64, 3))
     (tmp_path / "maps").mkdir()
     classify_scene(ClassifyConfig(scene=scene, output=tmp_path / "maps" / "m.tif", model=bundle, progress=False))

@@ -160,7 +160,7 @@ def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule |
     else:
         encoding = replace(encoding, source=f"`scale` {scale}")
     if encoding.quantity == "unknown":
-        if strict and scale == "auto":
+        if strict and scale == "auto" and valid_sample().size:  # (an all-invalid scene maps to all nodata)
             raise InputError(f"{display_name(src)} holds {encoding.description}, which no rule of the model's input "
                              "maps: pass `scale` percentile (or uint8, reflectance, fraction) to say how to read it")
         if scale == "bundle":
