@@ -113,14 +113,47 @@ def check_run_directory(cfg: ManyConfig, scenes: list[str]) -> None:
     check_writable_dir(out, create=True)
 
 
+def check_unique_targets(jobs: list[Job]) -> None:
+    """Two scenes must never write one map (x.tif and x.tiff, or names differing in case only, which a
+    case-insensitive file system merges): refused before any work, naming both."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        key = str(job.target).lower()
+        if key in seen:
+            raise InputError(f"scenes {seen[key].scene} and {job.scene} would both be mapped to {job.target}: rename "
+                             "one, or map them in separate runs")
+        seen[key] = job
+
+
 def plan_jobs(cfg: ManyConfig) -> tuple[list[Job], list[Job]]:
     """All jobs of the run (every shard) and this process's share."""
     scenes = expand_scenes(cfg.scenes)
     check_run_directory(cfg, scenes)
     root = common_root(scenes)
     every = [Job(s, map_path(s, root, Path(cfg.output).resolve())) for s in scenes]
+    check_unique_targets(every)
     mine = set(shard_of(scenes, cfg.shard))
     return every, [j for j in every if j.scene in mine]
+
+
+def intact(target: Path) -> bool:
+    """A finished map a rerun may keep: it opens, carries lut's marker and its pixels read to the end (a
+    truncated or damaged map is classified again)."""
+    import rasterio
+
+    from lut.toolkit.core.ownership import is_lut_map_tags
+
+    if not target.is_file():
+        return False
+    try:
+        with rasterio.open(target) as src:
+            if not is_lut_map_tags(src.tags()):
+                return False
+            src.read(1, window=((src.height - 1, src.height), (0, src.width)))  # the last row: the whole file
+            src.read(1, out_shape=(1, max(1, src.height // 64), max(1, src.width // 64)))
+        return True
+    except Exception:  # noqa: BLE001 - anything unreadable is redone
+        return False
 
 
 class Progress:
@@ -173,12 +206,16 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     todo, skipped = [], 0
     for job in mine:
         row = done.get(str(job.scene))
-        if row and row["status"] in ("ok", "skipped") and row["config"] == spec.hash and job.target.is_file():
+        finished = row is not None and row["status"] in ("ok", "skipped") and row["config"] == spec.hash
+        if finished and intact(job.target):
             records.append({**row, "status": "skipped", "attempts": 0, "seconds": 0.0, "patches": 0,
                             "patches_per_s": 0.0})
             skipped += 1
-        else:
-            todo.append(job)
+            continue
+        if finished and job.target.is_file():  # lut wrote it (its row says so) but it no longer reads: redo it
+            log.info(f"{job.target} is damaged (it does not read to the end): classifying {job.scene} again")
+            job.target.unlink()
+        todo.append(job)
     progress = Progress(cfg.progress, len(todo), common_root([j.scene for j in every]))
     if skipped and cfg.progress == "lines":
         log.info(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")

@@ -308,3 +308,25 @@ def test_cog_mosaic_and_vrt_mosaic_stand_alone(exported_bundle, scenes, tmp_path
     for path in (tmp_path / "vrt").rglob("*"):  # run records and summaries: no machine paths
         if path.is_file():
             assert home not in path.read_bytes(), path
+
+
+def test_scenes_that_would_write_one_map_are_refused_before_work(exported_bundle, tmp_path):
+    coll = tmp_path / "coll"
+    coll.mkdir()
+    write_scene(coll / "x.tif", synthetic_scene(64, 64, 3))
+    write_scene(coll / "x.tiff", synthetic_scene(64, 64, 0))
+    with pytest.raises(LutError, match=r"x.tif and .*x.tiff would both be mapped to .*x.landuse.tif"):
+        run(exported_bundle, [coll], tmp_path / "out")
+    assert not list((tmp_path / "out").glob("**/*.tif"))
+
+
+def test_a_damaged_map_in_a_finished_run_is_classified_again(exported_bundle, scenes, tmp_path):
+    out = tmp_path / "out"
+    first, _ = run(exported_bundle, [scenes], out)
+    assert first.ok == 4
+    damaged = out / "2020/T0.landuse.tif"
+    good = damaged.read_bytes()
+    damaged.write_bytes(good[: len(good) // 3])
+    again, _ = run(exported_bundle, [scenes], out)
+    assert again.exit_code == 0 and again.ok == 1 and again.skipped == 3
+    assert damaged.read_bytes() == good
