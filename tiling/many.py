@@ -207,7 +207,7 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     for job in mine:
         row = done.get(str(job.scene))
         finished = row is not None and row["status"] in ("ok", "skipped") and row["config"] == spec.hash
-        if finished and intact(job.target):
+        if finished and row is not None and intact(job.target):
             records.append({**row, "status": "skipped", "attempts": 0, "seconds": 0.0, "patches": 0,
                             "patches_per_s": 0.0})
             skipped += 1
