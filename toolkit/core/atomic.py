@@ -12,10 +12,11 @@ import re
 import shutil
 import signal
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError, OwnershipError
+from .errors import InputError, OutputFailed, OwnershipError
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-")
 
@@ -154,15 +155,47 @@ def atomic_files(targets: list[Path], overwrite: bool = False) -> Iterator[list[
     try:
         temps = [new_temp_file(t) for t in targets]
         yield temps
+        for tmp in temps:
+            normal_permissions(tmp)
         with deferred_signals():
-            for tmp, target in zip(temps, targets):
-                normal_permissions(tmp)
-                os.replace(tmp, target)
+            swap_group(temps, targets)
     except BaseException:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def swap_group(temps: list[Path], targets: list[Path]) -> None:
+    """Replace every target by its temporary, all or nothing: the existing targets are first moved aside,
+    then the new files moved in; a failed rename at any step puts every old file back (and removes the
+    new ones placed so far) and raises naming the real file, never a temporary name."""
+    aside: list[tuple[Path, Path]] = []  # (old file moved aside, its target)
+    placed: list[Path] = []
+    current = targets[0] if targets else Path()
+    try:
+        for target in targets:
+            current = target
+            if target.exists() or target.is_symlink():
+                old = target.with_name(f"{temp_prefix(target, 'old')}{uuid.uuid4().hex[:8]}")
+                os.replace(target, old)
+                aside.append((old, target))
+        for tmp, target in zip(temps, targets):
+            current = target
+            os.replace(tmp, target)
+            placed.append(target)
+    except OSError as exc:
+        for target in placed:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        for old, target in aside:
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        raise OutputFailed(f"{current} could not be replaced ({exc.strerror or exc}); nothing changed: every "
+                           "output of the group is as it was") from exc
+    for old, _ in aside:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 @contextlib.contextmanager

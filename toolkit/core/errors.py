@@ -45,6 +45,11 @@ class OwnershipError(LutError, FileExistsError):
     """An output exists and lut may not replace it (not written by lut, an input, or no `overwrite=True`)."""
 
 
+class OutputFailed(LutError, OSError):
+    """An output group that could not be put in place (a rename refused by the file system); every output
+    was restored as it was."""
+
+
 class RunFailed(LutError, RuntimeError):
     """A run that started and could not finish: a loss that became NaN, a rank that died."""
 
