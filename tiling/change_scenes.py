@@ -36,7 +36,10 @@ def map_paths(output: Path) -> tuple[Path, Path]:
 def change_scenes(cfg: ChangeConfig, template: ClassifyConfig) -> SceneChange:
     """Classify `cfg.before` and `cfg.after` (scenes) with `template`'s model and options, then compare.
 
-    Each step is logged at INFO on the `lut.tiling.change_scenes` logger."""
+    The two maps belong to the run: when a step fails (a scene that cannot be read, Ctrl-C, SIGTERM), the
+    maps this run created are removed with their sidecars, so a corrected rerun starts clean without
+    `overwrite=True` (maps of an earlier run replaced under `overwrite=True` are not brought back). Each step
+    is logged at INFO on the `lut.tiling.change_scenes` logger."""
     maps = map_paths(cfg.output)
     runs = [replace(template, scene=str(scene), output=target, confidence=True, preview=None, vector=None,
                     overwrite=cfg.overwrite)
@@ -48,8 +51,17 @@ def change_scenes(cfg: ChangeConfig, template: ClassifyConfig) -> SceneChange:
     check_outputs(cfg, ChangeOutputs.of(cfg.output, cfg.preview))
     t = template
     model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)  # once, for both scenes
-    results = []
-    for role, run in zip(("before", "after"), runs):
-        log.info(f"classify {role}: {run.scene} -> {run.output}")
-        results.append(classify_scene(run, model=model))
-    return SceneChange(results[0], results[1], compute_change(compare))
+    results: list[ClassifyResult] = []
+    created: list[Path] = []
+    try:
+        for role, run in zip(("before", "after"), runs):
+            log.info(f"classify {role}: {run.scene} -> {run.output}")
+            group = list(MapOutputs.of(run).named().values())
+            fresh = [p for p in group if not p.exists()]
+            results.append(classify_scene(run, model=model))
+            created += fresh
+        return SceneChange(results[0], results[1], compute_change(compare))
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise

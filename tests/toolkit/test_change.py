@@ -251,3 +251,21 @@ def test_maps_of_the_previous_format_still_change_and_vectorize(tmp_path):
     assert np.array_equal(old.pixels, new.pixels) and np.array_equal(old.removed, new.removed)
     assert vectorize(VectorizeConfig(old_b, tmp_path / "old.gpkg")).polygons == \
         vectorize(VectorizeConfig(b, tmp_path / "new.gpkg")).polygons
+
+
+def test_change_of_scenes_whose_after_fails_leaves_no_before_map(exported_bundle, tmp_path):
+    from lut.tiling.change_scenes import change_scenes
+    from lut.tiling.classify import ClassifyConfig
+
+    from ..conftest import synthetic_scene, write_scene
+
+    before = write_scene(tmp_path / "b.tif", synthetic_scene(64, 64, 0))
+    after = tmp_path / "a.tif"
+    after.write_bytes(b"not a raster")
+    template = ClassifyConfig(scene="-", output=tmp_path / "c.tif", model=exported_bundle, progress=False)
+    with pytest.raises(LutError, match="a.tif"):
+        change_scenes(ChangeConfig(str(before), str(after), tmp_path / "c.tif"), template)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]  # no c.before.* left behind
+    write_scene(after, synthetic_scene(64, 64, 3))
+    result = change_scenes(ChangeConfig(str(before), str(after), tmp_path / "c.tif"), template)  # no --overwrite
+    assert result.change.transitions.total == 64 * 64
