@@ -688,6 +688,26 @@ def assess_design_bad_allocation(c: Ctx):
     return Case(["assess", "design", "m.tif", "-o", "s.gpkg", "--allocation", "neyman"], 2, "--allocation")
 
 
+@case
+def classify_many_to_an_image_file_name(c: Ctx):
+    return Case(classify_args(c, c.scene(), c.tmp / "typo.png"), 2, "-o", absent=[c.tmp / "typo.png"])
+
+
+@case
+def classify_on_a_full_disk(c: Ctx):
+    import errno
+
+    from lut.tiling import writer
+
+    def full(self, y0, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(c.tmp / ".m.tif.tmp-1-abc.tif"))
+
+    c.fixture("monkeypatch").setattr(writer.ClassMapWriter, "write_rows", full)
+    scene = c.scene()
+    return Case(classify_args(c, scene, c.tmp / "m.tif"), 1, f"the disk is full writing {c.tmp / 'm.tif'} (",
+                keep=[scene], absent=[c.tmp / "m.tif", c.tmp / "m.summary.json"])
+
+
 # -- compare -----------------------------------------------------------------------------------------------
 COMPARE = ["compare", "--backbones", "vit-tiny", "--strategies", "linear_probe", "--synthetic-images", "60",
            "--epochs", "1", "--quiet"]

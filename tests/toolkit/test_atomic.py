@@ -45,3 +45,17 @@ def test_a_group_replaces_every_file_and_leaves_nothing_else(tmp_path):
             tmp.write_text("new")
     assert [t.read_text() for t in targets] == ["new"] * len(NAMES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES)
+
+
+def test_a_directory_output_gets_umask_permissions_for_every_file(tmp_path):
+    from lut.toolkit.core.atomic import atomic_directory
+
+    old = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "bundle") as tmp:
+            (tmp / "model.safetensors").write_bytes(b"w")
+            os.chmod(tmp / "model.safetensors", 0o600)  # as safetensors leaves it
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "bundle" / "model.safetensors").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "bundle").stat().st_mode & 0o777) == oct(0o755)

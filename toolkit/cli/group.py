@@ -5,12 +5,15 @@ turned into the flags a user types."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -68,8 +71,11 @@ class LutGroup(click.Group):
         except ImportError as exc:  # a runtime-only install asked to train, export or run Ray
             self._fail(missing_extra(ctx.invoked_subcommand or ctx.info_name, exc), EXIT_BAD_INPUT)
         except OSError as exc:
-            self._fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", EXIT_BAD_INPUT)
+            self._fail(disk_full(exc) or f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
+                       EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+            if "No space left on device" in str(exc) or "inline_container" in str(exc):  # torch's writer, GDAL's
+                self._fail(disk_full(OSError(errno.ENOSPC, "No space left on device")) or str(exc), EXIT_BAD_INPUT)
             if os.environ.get("LUT_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else "no details"
@@ -79,6 +85,21 @@ class LutGroup(click.Group):
     def _fail(message: str, code: int) -> None:
         click.echo(f"error: {' '.join(flags(message).split())}", err=True)
         sys.exit(code)
+
+
+def disk_full(exc: OSError) -> str | None:
+    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's)
+    and the free space left there; None for other errors."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    name = str(exc.filename or "")
+    real = re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[^/]*$", r"\1", Path(name).name) if name else ""
+    where = Path(name).parent / real if name else Path.cwd()
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
+    free = shutil.disk_usage(probe).free / 1e6
+    target = f" writing {where}" if name else ""
+    return (f"the disk is full{target} ({free:,.1f} MB free on its file system); nothing partial was kept: free "
+            "some space or write the output elsewhere")
 
 
 #: the extra that brings each optional top-level module (pyproject.toml's optional-dependencies)

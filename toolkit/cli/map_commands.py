@@ -106,12 +106,18 @@ def classify(scenes, output, model, precision, device, stride, bands, scale, ref
     return 0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".jp2", ".vrt", ".img", ".gpkg", ".json")
+
+
 def _many_scenes(scenes: tuple[str, ...], output: Path, many_options: bool) -> bool:
     """Several scenes (or a directory, glob or @list) or -o DIR make a many-scene run; one scene and
     -o FILE.tif is a single map."""
     one = len(scenes) == 1 and not scenes[0].startswith("@") and not any(ch in scenes[0] for ch in "*?[") \
         and not Path(scenes[0]).is_dir() and not _is_collection(scenes[0])
     to_file = output.suffix.lower() in (".tif", ".tiff") and not output.is_dir()
+    if not to_file and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise click.UsageError(f"-o {output}: a map is a GeoTIFF (.tif); for several scenes -o names a directory, "
+                               "not a file with an image extension")
     if one and to_file and many_options:
         raise click.UsageError("--engine, --shard and --max-failures apply to runs with -o DIR")
     if not one and to_file:

@@ -121,7 +121,9 @@ def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     try:
         yield tmp
-        normal_permissions(tmp)
+        for path in (tmp, *tmp.rglob("*")):  # the folder and what libraries wrote into it (safetensors: 0600)
+            if not path.is_symlink():
+                normal_permissions(path)
         with deferred_signals():
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=temp_prefix(target, "old"), dir=target.parent))
