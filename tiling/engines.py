@@ -11,6 +11,9 @@ process's temporary files first, as every lut write does, and the driver sweeps 
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -104,14 +107,26 @@ def ray_session(options: RayOptions) -> Iterator[object]:
         yield ray
         return
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # Ray's notice that token authentication is on (its secure default) is nothing the user acts on
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    ours = _sigterm_handler()
     if options.address:
         ray.init(address=options.address, **kwargs)
     else:
         ray.init(num_cpus=cpu_cores(), **kwargs)
+    if ours is not None:  # ray.init installs its own, which exits 15 with a crash dump and leaves actors
+        signal.signal(signal.SIGTERM, ours)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _sigterm_handler():
+    """lut's SIGTERM handler (raising Interrupted), where this is the main thread; None elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGTERM)
 
 
 def _pool_size(ray, options: RayOptions, jobs: int) -> int:

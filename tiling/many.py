@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 from lut.toolkit.core.atomic import check_writable_dir
 from lut.toolkit.core.bundle import Bundle
-from lut.toolkit.core.errors import EXIT_PARTIAL, InputError
+from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_TERMINATED, InputError, Interrupted
 from lut.toolkit.core.ownership import check_not_input
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.store import sha256_file
@@ -228,10 +228,18 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     worker = WorkerSpec(template, spec.hash)
     stream = (run_ray(todo, worker, cfg.ray, stop, cfg.worker_cls) if cfg.engine == "ray"
               else run_local(todo, worker, stop))
-    for row in stream:
-        rows.append(row)
-        records.append(row)
-        progress(row)
+    try:
+        for row in stream:
+            rows.append(row)
+            records.append(row)
+            progress(row)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (Interrupted): the finished maps stay, recorded
+        clean_temps(todo)  # the in-flight scenes' temporaries (their workers are stopped by now)
+        code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+        what = "terminated" if code == EXIT_TERMINATED else "interrupted"
+        kept = sum(r["status"] == "ok" for r in rows)
+        raise Interrupted(f"{what}: {kept} scene(s) finished and kept in {cfg.output}, the scenes in flight "
+                          "removed; run the same command again to resume", code) from exc
     if stop() and len(rows) < len(todo):
         aborted = True
         log.info(f"aborted after {cfg.max_failures} failed scenes (--max-failures); "
