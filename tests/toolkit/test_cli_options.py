@@ -45,3 +45,21 @@ def test_a_runtime_only_install_asked_to_train_names_the_extra():
     code, line = out.strip().split("\n", 1)
     assert code == "1" and line == ("error: lut finetune needs torch, which the runtime install does not include: "
                                     "pip install 'lut[train]'")
+
+
+def test_a_write_failure_on_a_full_disk_is_one_line_naming_the_output(monkeypatch, tmp_path):
+    """GDAL says "Write failed" and torch "inline_container" where the disk is full: one line, the output."""
+    import collections
+    import shutil
+
+    from lut.toolkit.cli import group
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(300_000, 300_000, 0))
+    monkeypatch.setattr("sys.argv", ["lut", "change", "a.tif", "b.tif", "-o", str(tmp_path / "c.tif")])
+    line = group._wrapped_full_disk(OSError("Write failed. See previous exception for details."))
+    assert line == (f"the disk is full writing {tmp_path / 'c.tif'} (0.0 MB free on its file system); nothing partial "
+                    "was kept: free some space or write the output elsewhere")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**12))
+    assert group._wrapped_full_disk(OSError("Write failed.")) is None  # plenty of space: not the disk's doing
+    assert group._wrapped_full_disk(ValueError("something else")) is None

@@ -43,6 +43,9 @@ class LutGroup(click.Group):
     of unexpected errors instead."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # GDAL's and libtiff's messages reach Python as rasterio log records; the failures they describe
+        # arrive as exceptions, which become lut's one line
+        logging.getLogger("rasterio").setLevel(logging.CRITICAL)
         with warnings.catch_warnings(), _sigterm_raises(), _log_lines():
             _one_line_warnings()
             try:
@@ -71,11 +74,12 @@ class LutGroup(click.Group):
         except ImportError as exc:  # a runtime-only install asked to train, export or run Ray
             self._fail(missing_extra(ctx.invoked_subcommand or ctx.info_name, exc), EXIT_BAD_INPUT)
         except OSError as exc:
-            self._fail(disk_full(exc) or f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}",
-                       EXIT_BAD_INPUT)
+            self._fail(disk_full(exc) or _wrapped_full_disk(exc) or
+                       f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
-            if "No space left on device" in str(exc) or "inline_container" in str(exc):  # torch's writer, GDAL's
-                self._fail(disk_full(OSError(errno.ENOSPC, "No space left on device")) or str(exc), EXIT_BAD_INPUT)
+            line = _wrapped_full_disk(exc)
+            if line:
+                self._fail(line, EXIT_BAD_INPUT)
             if os.environ.get("LUT_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else "no details"
@@ -85,6 +89,38 @@ class LutGroup(click.Group):
     def _fail(message: str, code: int) -> None:
         click.echo(f"error: {' '.join(flags(message).split())}", err=True)
         sys.exit(code)
+
+
+#: what libraries say when a write fails for want of space
+FULL_DISK_SIGNS = ("No space left on device", "inline_container", "Write failed", "_tiffWriteProc")
+
+
+def _wrapped_full_disk(exc: BaseException) -> str | None:
+    """A full disk that torch or GDAL reported in words of its own (`Write failed`, `inline_container`):
+    one line naming the output (from the command line's -o) when less than 1 MB is free there."""
+    if not any(sign in str(exc) for sign in FULL_DISK_SIGNS):
+        return None
+    output = _output_arg(sys.argv[1:])
+    if output is not None and not _nearly_full(output):
+        return None
+    return disk_full(OSError(errno.ENOSPC, "No space left on device", output))
+
+
+def _output_arg(args: list[str]) -> str | None:
+    """The -o/--output value of a command line, if any."""
+    for i, arg in enumerate(args):
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--output="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _nearly_full(output: str) -> bool:
+    """Less than 1 MB free where `output` goes: a failed write there is the disk's doing."""
+    where = Path(output).resolve()
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
+    return shutil.disk_usage(probe).free < 1 << 20
 
 
 def disk_full(exc: OSError) -> str | None:
