@@ -27,7 +27,7 @@ from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import MOSAIC_KINDS, write_run_outputs
-from .run_records import RunRecords, RunSpec, is_run_directory
+from .run_records import RunRecords, RunSpec, is_run_directory, still_valid
 from .scene_list import check_shard, common_root, expand_scenes, map_path, name_path, shard_of
 
 Engine = Literal["local", "ray"]
@@ -136,24 +136,26 @@ def plan_jobs(cfg: ManyConfig) -> tuple[list[Job], list[Job]]:
     return every, [j for j in every if j.scene in mine]
 
 
-def intact(target: Path) -> bool:
-    """A finished map a rerun may keep: it opens, carries lut's marker and its pixels read to the end (a
-    truncated or damaged map is classified again)."""
+def readable(target: Path) -> bool | None:
+    """Whether a map opens and its pixels read to the end (its last row, and an overview-sized read of
+    all of it); None when it opens but is not a lut map."""
     import rasterio
 
     from lut.toolkit.core.ownership import is_lut_map_tags
 
-    if not target.is_file():
-        return False
     try:
         with rasterio.open(target) as src:
-            if not is_lut_map_tags(src.tags()):
-                return False
-            src.read(1, window=((src.height - 1, src.height), (0, src.width)))  # the last row: the whole file
+            src.read(1, window=((src.height - 1, src.height), (0, src.width)))
             src.read(1, out_shape=(1, max(1, src.height // 64), max(1, src.width // 64)))
-        return True
-    except Exception:  # noqa: BLE001 - anything unreadable is redone
+            return True if is_lut_map_tags(src.tags()) else None
+    except Exception:  # noqa: BLE001 - a file GDAL cannot read to the end is damaged
         return False
+
+
+def intact(target: Path) -> bool:
+    """A finished map a rerun may keep: it opens, carries lut's marker and reads to the end (a truncated
+    or damaged map is classified again)."""
+    return target.is_file() and readable(target) is True
 
 
 class Progress:
@@ -207,12 +209,15 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
     for job in mine:
         row = done.get(str(job.scene))
         finished = row is not None and row["status"] in ("ok", "skipped") and row["config"] == spec.hash
-        if finished and row is not None and intact(job.target):
+        changed = still_valid(row, job.scene, job.target) if finished and row is not None else None
+        if changed:
+            log.info(f"{changed}: classifying it again")
+        if finished and row is not None and not changed and intact(job.target):
             records.append({**row, "status": "skipped", "attempts": 0, "seconds": 0.0, "patches": 0,
                             "patches_per_s": 0.0})
             skipped += 1
             continue
-        if finished and job.target.is_file():  # lut wrote it (its row says so) but it no longer reads: redo it
+        if finished and job.target.is_file() and readable(job.target) is False:  # lut's (its row says so), damaged
             log.info(f"{job.target} is damaged (it does not read to the end): classifying {job.scene} again")
             job.target.unlink()
         todo.append(job)

@@ -126,4 +126,29 @@ def make_row(scene: Path, target: Path, status: str, config: str, attempts: int 
             "seconds": round(seconds, 3), "patches": patches,
             "patches_per_s": round(patches / seconds, 2) if seconds > 0 else 0.0,
             "host": socket.gethostname(), "node": node, "config": config,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"scene_stamp": scene_stamp(scene), "map_bytes": Path(target).stat().st_size}
+               if status == "ok" and Path(target).is_file() else {})}
+
+
+def scene_stamp(scene) -> list[int] | None:
+    """Size and modification time of a local scene file (None for URLs, band files and STAC items): a scene
+    replaced since its row was written is classified again."""
+    path = Path(str(scene))
+    try:
+        stat = path.stat() if path.is_file() else None
+    except OSError:
+        return None
+    return None if stat is None else [stat.st_size, stat.st_mtime_ns]
+
+
+def still_valid(row: dict, scene, target: Path) -> str | None:
+    """Why a finished row no longer holds (its scene changed, its map is not the size it was), else None.
+    Rows written before these fields existed hold."""
+    stamp = row.get("scene_stamp")
+    if stamp is not None and scene_stamp(scene) not in (None, stamp):
+        return f"{scene} changed since it was mapped"
+    size = row.get("map_bytes")
+    if size is not None and Path(target).is_file() and Path(target).stat().st_size != size:
+        return f"{target} is not the map the run wrote (its size differs)"
+    return None

@@ -330,3 +330,14 @@ def test_a_damaged_map_in_a_finished_run_is_classified_again(exported_bundle, sc
     again, _ = run(exported_bundle, [scenes], out)
     assert again.exit_code == 0 and again.ok == 1 and again.skipped == 3
     assert damaged.read_bytes() == good
+
+
+def test_a_scene_replaced_since_its_map_was_made_is_classified_again(exported_bundle, scenes, tmp_path):
+    out = tmp_path / "out"
+    run(exported_bundle, [scenes], out)
+    before = (out / "2020/T0.landuse.tif").read_bytes()
+    write_scene(scenes / "2020" / "T0.tif", synthetic_scene(64, 96, 3))  # another scene under the same name
+    again, lines = run(exported_bundle, [scenes], out)
+    assert again.ok == 1 and again.skipped == 3
+    assert any("T0.tif changed since it was mapped: classifying it again" in line for line in lines)
+    assert (out / "2020/T0.landuse.tif").read_bytes() != before
