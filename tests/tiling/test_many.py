@@ -341,3 +341,19 @@ def test_a_scene_replaced_since_its_map_was_made_is_classified_again(exported_bu
     assert again.ok == 1 and again.skipped == 3
     assert any("T0.tif changed since it was mapped: classifying it again" in line for line in lines)
     assert (out / "2020/T0.landuse.tif").read_bytes() != before
+
+
+def test_a_full_disk_in_a_many_scene_run_names_the_map(exported_bundle, scenes, tmp_path, monkeypatch):
+    import errno
+
+    from lut.tiling import writer
+
+    def full(self, y0, *args, **kwargs):
+        temporary = tmp_path / "out" / "2020" / ".T0.landuse.tif.tmp-1-a"
+        raise OSError(errno.ENOSPC, "No space left on device", str(temporary))
+
+    monkeypatch.setattr(writer.ClassMapWriter, "write_rows", full)
+    result, _ = run(exported_bundle, [scenes / "2020" / "T0.tif"], tmp_path / "out")
+    assert result.failed == 1
+    real = tmp_path / "out" / "2020" / "T0.landuse.tif"
+    assert result.rows[0]["error"].startswith(f"the disk is full writing {real} (")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from lut.toolkit.core.atomic import disk_full
 from lut.toolkit.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 
 #: library parameters whose flag is not `--` + the name with dashes (`name=value` as the library writes it)
@@ -121,21 +122,6 @@ def _nearly_full(output: str) -> bool:
     where = Path(output).resolve()
     probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
     return shutil.disk_usage(probe).free < 1 << 20
-
-
-def disk_full(exc: OSError) -> str | None:
-    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's)
-    and the free space left there; None for other errors."""
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-        return None
-    name = str(exc.filename or "")
-    real = re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[^/]*$", r"\1", Path(name).name) if name else ""
-    where = Path(name).parent / real if name else Path.cwd()
-    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
-    free = shutil.disk_usage(probe).free / 1e6
-    target = f" writing {where}" if name else ""
-    return (f"the disk is full{target} ({free:,.1f} MB free on its file system); nothing partial was kept: free "
-            "some space or write the output elsewhere")
 
 
 #: the extra that brings each optional top-level module (pyproject.toml's optional-dependencies)

@@ -7,6 +7,7 @@ those whose process is gone (a kill -9 leftover), and nothing else.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -221,3 +222,18 @@ def write_text_atomic(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(target, overwrite=True) as tmp:
         tmp.write_text(text)
+
+
+def disk_full(exc: OSError) -> str | None:
+    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's)
+    and the free space left there; None for other errors."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    name = str(exc.filename or "")
+    real = re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[^/]*$", r"\1", Path(name).name) if name else ""
+    where = Path(name).parent / real if name else Path.cwd()
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
+    free = shutil.disk_usage(probe).free / 1e6
+    target = f" writing {where}" if name else ""
+    return (f"the disk is full{target} ({free:,.1f} MB free on its file system); nothing partial was kept: free "
+            "some space or write the output elsewhere")
