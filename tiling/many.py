@@ -27,7 +27,7 @@ from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
 from .engines import Job, RayOptions, SceneWorker, WorkerSpec, clean_temps, require_ray, run_local, run_ray
 from .mosaic import MOSAIC_KINDS, write_run_outputs
-from .run_records import RunRecords, RunSpec, is_run_directory, still_valid
+from .run_records import RunRecords, RunSpec, is_run_directory, run_lock, still_valid
 from .scene_list import check_shard, common_root, expand_scenes, map_path, name_path, shard_of
 
 Engine = Literal["local", "ray"]
@@ -108,7 +108,8 @@ def check_run_directory(cfg: ManyConfig, scenes: list[str]) -> None:
     check_not_input(out, [*scenes, *(s for s in cfg.scenes if Path(s).is_dir())], "output directory")
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out} is a file; with several scenes -o names a directory")
-    if out.is_dir() and any(out.iterdir()) and not is_run_directory(out):
+    entries = [p for p in out.iterdir() if not p.name.startswith(".lut-run")] if out.is_dir() else []  # not locks
+    if entries and not is_run_directory(out):
         raise InputError(f"{out} is not empty and holds no lut run (run.json); choose a new or empty directory")
     check_writable_dir(out, create=True)
 
@@ -202,9 +203,28 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
         require_ray()  # before anything is written
     every, mine = plan_jobs(cfg)
     template, spec = resolve_spec(cfg.template, cfg.engine, cfg.ray, Path(cfg.output))
-    records = RunRecords(Path(cfg.output), cfg.shard)
-    resume = records.start(spec, cfg.overwrite)
-    done = records.last_rows() if resume else {}
+    with run_lock(Path(cfg.output), cfg.shard):
+        records = RunRecords(Path(cfg.output), cfg.shard)
+        resume = records.start(spec, cfg.overwrite)
+        todo, skipped = select_todo(mine, records.last_rows() if resume else {}, spec, records)
+        progress = Progress(cfg.progress, len(todo), common_root([j.scene for j in every]))
+        if skipped and cfg.progress == "lines":
+            log.info(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")
+        rows, aborted = _run_jobs(cfg, todo, WorkerSpec(template, spec.hash), records, progress)
+        clean_temps(todo)
+        final = records.last_rows()
+        ok_maps = [j.target for j in every if final.get(str(j.scene), {}).get("status") in ("ok", "skipped")]
+        failed = sum(final.get(str(j.scene), {}).get("status") == "failed" for j in every)
+        counts = {"total": len(every), "mapped": len(ok_maps), "failed": failed,
+                  "not_run": len(every) - len(ok_maps) - failed}  # other shards', or after --max-failures
+        summary = write_run_outputs(Path(cfg.output), ok_maps, counts, cfg.mosaic)
+    return ManyResult(Path(cfg.output), rows, skipped, summary, aborted)
+
+
+def select_todo(mine: list[Job], done: dict, spec: RunSpec, records: RunRecords) -> tuple[list[Job], int]:
+    """The jobs to run: all but those whose map this configuration finished and that still hold (their
+    scene unchanged, their map intact), which are recorded as skipped. A map lut wrote that no longer reads
+    is removed and redone."""
     todo, skipped = [], 0
     for job in mine:
         row = done.get(str(job.scene))
@@ -221,16 +241,17 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
             log.info(f"{job.target} is damaged (it does not read to the end): classifying {job.scene} again")
             job.target.unlink()
         todo.append(job)
-    progress = Progress(cfg.progress, len(todo), common_root([j.scene for j in every]))
-    if skipped and cfg.progress == "lines":
-        log.info(f"{skipped} of {len(mine)} scenes already done under this configuration: skipped")
+    return todo, skipped
+
+
+def _run_jobs(cfg: ManyConfig, todo: list[Job], worker: WorkerSpec, records: RunRecords,
+              progress: Progress) -> tuple[list[dict], bool]:
+    """Run the jobs on the engine, recording each row; Ctrl-C or SIGTERM keep what finished."""
     rows: list[dict] = []
-    aborted = False
 
     def stop() -> bool:
         return cfg.max_failures is not None and sum(r["status"] == "failed" for r in rows) >= cfg.max_failures
 
-    worker = WorkerSpec(template, spec.hash)
     stream = (run_ray(todo, worker, cfg.ray, stop, cfg.worker_cls) if cfg.engine == "ray"
               else run_local(todo, worker, stop))
     try:
@@ -245,15 +266,8 @@ def classify_many(cfg: ManyConfig) -> ManyResult:
         kept = sum(r["status"] == "ok" for r in rows)
         raise Interrupted(f"{what}: {kept} scene(s) finished and kept in {cfg.output}, the scenes in flight "
                           "removed; run the same command again to resume", code) from exc
-    if stop() and len(rows) < len(todo):
-        aborted = True
+    aborted = stop() and len(rows) < len(todo)
+    if aborted:
         log.info(f"aborted after {cfg.max_failures} failed scenes (--max-failures); "
                  f"{len(todo) - len(rows)} not started")
-    clean_temps(todo)
-    final = records.last_rows()
-    ok_maps = [j.target for j in every if final.get(str(j.scene), {}).get("status") in ("ok", "skipped")]
-    failed = sum(final.get(str(j.scene), {}).get("status") == "failed" for j in every)
-    counts = {"total": len(every), "mapped": len(ok_maps), "failed": failed,
-              "not_run": len(every) - len(ok_maps) - failed}  # other shards', or after --max-failures
-    summary = write_run_outputs(Path(cfg.output), ok_maps, counts, cfg.mosaic)
-    return ManyResult(Path(cfg.output), rows, skipped, summary, aborted)
+    return rows, aborted

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lut.toolkit.core.atomic import write_text_atomic
-from lut.toolkit.core.errors import OwnershipError
+from lut.toolkit.core.errors import InputError, OwnershipError
 from lut.toolkit.core.formats import RUN_FORMAT
 from lut.toolkit.core.paths import recorded, restored
 
@@ -152,3 +152,31 @@ def still_valid(row: dict, scene, target: Path) -> str | None:
     if size is not None and Path(target).is_file() and Path(target).stat().st_size != size:
         return f"{target} is not the map the run wrote (its size differs)"
     return None
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, shard: tuple[int, int] | None = None):
+    """One process at a time writes a run folder (or a shard of it): an exclusive lock on
+    OUT/.lut-run[.shard-I-of-N].lock holding the owner's PID and host. A second run is refused in one line;
+    the lock goes with the process, so a killed run never leaves it held."""
+    import fcntl
+
+    name = ".lut-run.lock" if shard is None else f".lut-run.shard-{shard[0]}-of-{shard[1]}.lock"
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise InputError(f"{out} is being written by another lut run ({owner}): wait for it to finish, or "
+                             "write to another -o") from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

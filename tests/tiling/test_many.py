@@ -357,3 +357,15 @@ def test_a_full_disk_in_a_many_scene_run_names_the_map(exported_bundle, scenes, 
     assert result.failed == 1
     real = tmp_path / "out" / "2020" / "T0.landuse.tif"
     assert result.rows[0]["error"].startswith(f"the disk is full writing {real} (")
+
+
+def test_a_second_run_on_one_folder_is_refused_while_the_first_holds_it(exported_bundle, scenes, tmp_path):
+    from lut.tiling.run_records import run_lock
+
+    out = tmp_path / "out"
+    with run_lock(out):
+        with pytest.raises(LutError, match=r"is being written by another lut run \(pid \d+ on "):
+            run(exported_bundle, [scenes], out)
+    assert not list(out.rglob("*.tif"))
+    result, _ = run(exported_bundle, [scenes], out)  # the lock went with its holder
+    assert result.ok == 4
