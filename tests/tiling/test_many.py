@@ -369,3 +369,15 @@ def test_a_second_run_on_one_folder_is_refused_while_the_first_holds_it(exported
     assert not list(out.rglob("*.tif"))
     result, _ = run(exported_bundle, [scenes], out)  # the lock went with its holder
     assert result.ok == 4
+
+
+def test_mosaics_are_inputs_of_change_and_vectorize(exported_bundle, scenes, tmp_path):
+    from lut.toolkit.gis.change import ChangeConfig, compute_change
+    from lut.toolkit.gis.vectorize import VectorizeConfig, vectorize
+
+    run(exported_bundle, [scenes], tmp_path / "vrt")
+    run(exported_bundle, [scenes], tmp_path / "cog", mosaic="cog")
+    change = compute_change(ChangeConfig(tmp_path / "vrt" / "mosaic.vrt", tmp_path / "cog" / "mosaic.tif",
+                                         tmp_path / "c.tif")).transitions
+    assert change.changed_pixels() == 0 and change.total > 0  # the same run, as a VRT and as a COG
+    assert vectorize(VectorizeConfig(tmp_path / "vrt" / "mosaic.vrt", tmp_path / "m.gpkg")).polygons > 0

@@ -12,7 +12,7 @@ import numpy as np
 
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_TAG
-from lut.toolkit.core.ownership import is_lut_map_tags, map_classes
+from lut.toolkit.core.ownership import is_class_raster_tags, map_classes
 from lut.toolkit.core.areas import row_areas_m2, weighted_counts
 from lut.toolkit.core.raster import gdal_env, is_metric, pixel_area
 
@@ -70,7 +70,7 @@ def read_legend(path: Path) -> MapLegend:
         classes = tags.get("class_names", "").split(",")
         names = [f"{a}→{b}" for a in classes for b in classes]
         return MapLegend(path, "transitions", names, int(nodata), crs, transform, width, height)
-    if not is_lut_map_tags(tags):
+    if not is_class_raster_tags(tags):
         raise InputError(f"{path} is not a land-use map or change raster written by lut: assess a map of lut "
                          "classify or lut change")
     return MapLegend(path, "classes", map_classes(tags), int(nodata if nodata is not None else 255), crs, transform,

@@ -15,7 +15,7 @@ from pathlib import Path
 from .atomic import check_writable_dir, refuse_existing
 from .bundle import is_lut_directory
 from .errors import InputError, OwnershipError
-from .formats import (COMPARE_FORMAT, CONFIDENCE_FORMAT, MAP_FORMATS, MAP_TAG, PREVIEW_SOFTWARE,
+from .formats import (COMPARE_FORMAT, CONFIDENCE_FORMAT, MAP_FORMATS, MAP_TAG, MOSAIC_FORMAT, PREVIEW_SOFTWARE,
                       PROBABILITIES_FORMAT, SUMMARY_FORMAT)
 
 
@@ -116,6 +116,16 @@ def is_lut_stac_item(path: Path) -> bool:
 
 def is_lut_probabilities(path: Path) -> bool:
     return Path(path).is_file() and raster_tags(path).get(MAP_TAG) == PROBABILITIES_FORMAT
+
+
+def is_class_raster_tags(tags: dict) -> bool:
+    """A raster of lut classes that change, vectorize and assess read: a map (any version) or a whole-run
+    mosaic (VRT or COG), which carries the same class names."""
+    return is_lut_map_tags(tags) or tags.get(MAP_TAG) == MOSAIC_FORMAT
+
+
+def is_class_raster(path: Path) -> bool:
+    return is_class_raster_tags(raster_tags(path))
 
 
 def map_classes(tags: dict) -> list[str]:

@@ -23,7 +23,7 @@ from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, warn
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_path_of, is_lut_confidence,
-                                        is_lut_map_tags, is_lut_preview, is_lut_stac_item, map_classes,
+                                        is_class_raster_tags, is_lut_preview, is_lut_stac_item, map_classes,
                                         raster_tags)
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.areas import row_areas_m2, weighted_counts
@@ -151,7 +151,7 @@ def read_map_info(path: Path, role: str) -> MapInfo:
             tags = src.tags()
             info = MapInfo(path, map_classes(tags), src.crs, src.transform, src.width, src.height, src.count,
                            tuple(src.bounds))
-    if info is None or not is_lut_map_tags(tags):
+    if info is None or not is_class_raster_tags(tags):
         kind = "a lut change raster" if tags.get(MAP_TAG) == CHANGE_FORMAT else "not a land-use map written by lut"
         raise InputError(f"{role} {path} is {kind}; lut change compares two maps of lut classify (to classify two "
                        "scenes first, add `model` BUNDLE)")

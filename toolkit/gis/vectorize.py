@@ -24,7 +24,7 @@ import numpy as np
 
 from lut.toolkit.core.atomic import atomic_file
 from lut.toolkit.core.errors import FormatError, InputError
-from lut.toolkit.core.ownership import check_output_file, is_lut_map, map_classes
+from lut.toolkit.core.ownership import check_output_file, is_class_raster, map_classes
 from lut.toolkit.core.raster import is_metric, pixel_area
 from lut.toolkit.core.formats import MAP_NODATA as NODATA, MAP_TAG as VECTOR_KEY, VECTOR_FORMAT
 
@@ -95,7 +95,7 @@ def vectorize(cfg: VectorizeConfig) -> VectorizeResult:
     cfg.check()
     if not Path(cfg.map).is_file():
         raise InputError(f"map {cfg.map} does not exist")
-    if not is_lut_map(cfg.map):
+    if not is_class_raster(cfg.map):
         raise FormatError(f"{cfg.map} is not a land-use map written by lut; vectorize reads the maps of lut classify")
     check_output_file(Path(cfg.output), cfg.overwrite, is_lut_vector, [cfg.map], "vector output")
     with atomic_file(cfg.output, cfg.overwrite) as tmp:
