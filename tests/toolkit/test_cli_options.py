@@ -63,3 +63,14 @@ def test_a_write_failure_on_a_full_disk_is_one_line_naming_the_output(monkeypatc
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**12))
     assert group._wrapped_full_disk(OSError("Write failed.")) is None  # plenty of space: not the disk's doing
     assert group._wrapped_full_disk(ValueError("something else")) is None
+
+
+def test_a_stale_latest_says_where_the_path_came_from(tmp_path):
+    from lut.toolkit.core.errors import InputError
+    from lut.toolkit.core.store import resolve_bundle
+
+    (tmp_path / "LATEST").write_text(str(tmp_path / "gone") + "\n")
+    with pytest.raises(InputError, match=r"gone does not exist \(named by .*LATEST: name another bundle"):
+        resolve_bundle(None, tmp_path)
+    with pytest.raises(InputError, match=r"--model BUNDLE; lut export BUNDLE"):
+        resolve_bundle(None, tmp_path / "empty")

@@ -239,3 +239,11 @@ def test_cli_recipe_short_keeps_the_options_given(tmp_path, tiny_backbone):
     assert (config["image_size"], config["epochs"], config["batch_size"]) == (32, 1, 8)  # given
     assert (config["lr"], config["warmup_epochs"], config["momentum"], config["out_dim"]) == (2e-3, 2, 0.99, 1024)
     assert (config["colour_jitter"], config["grayscale"], config["teacher_temp_final"]) == (0.2, 0.0, 0.04)
+
+
+def test_resume_without_a_checkpoint_says_it_starts_afresh(tmp_path, tiny_backbone):
+    from lut.toolkit.core.errors import LutWarning
+
+    root = labelled_folder(tmp_path / "d", n=6)
+    with pytest.warns(LutWarning, match=r"`resume`: .*does not exist, so pretraining starts from epoch 1"):
+        pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, resume=True))

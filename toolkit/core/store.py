@@ -21,18 +21,21 @@ def set_latest(bundle: Path, store: Path = DEFAULT_STORE) -> None:
 
 def resolve_bundle(model_dir: str | Path | None, store: Path = DEFAULT_STORE) -> Path:
     """The bundle directory a command should use: the given one, or the one LATEST names."""
+    origin = ""
     if model_dir is None:
         latest = latest_path(store)
         if not latest.is_file():
-            raise InputError(f"no model given and {latest} does not exist: run lut finetune first or pass MODEL_DIR")
+            raise InputError(f"no model given and {latest} does not exist: run lut finetune first, or name a bundle "
+                             "(--model BUNDLE; lut export BUNDLE)")
         model_dir = latest.read_text().strip()
+        origin = f" (named by {latest}: name another bundle, or fine-tune again to renew it)"
     path = Path(model_dir)
     if not path.exists():
-        raise InputError(f"model directory {path} does not exist")
+        raise InputError(f"model directory {path} does not exist{origin}")
     if not path.is_dir():
-        raise InputError(f"{path} is a file; pass the model bundle directory that holds lut.json")
+        raise InputError(f"{path} is a file{origin}; pass the model bundle directory that holds lut.json")
     if not (path / BUNDLE_FILE).is_file():
-        raise InputError(f"{path} is not a lut model bundle (no {BUNDLE_FILE})")
+        raise InputError(f"{path} is not a lut model bundle (no {BUNDLE_FILE}){origin}")
     return path
 
 

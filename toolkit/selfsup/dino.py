@@ -22,7 +22,7 @@ from lut.toolkit.core.atomic import atomic_directory
 from lut.toolkit.core.bundle import Bundle
 from .dino_train import CHECKPOINT, DinoState, HeadSizes, build_state, save_checkpoint, train_epoch
 from lut.toolkit.train.distributed import all_mean, launch
-from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, OwnershipError
+from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, OwnershipError, warn
 from lut.toolkit.core.ownership import check_not_input, check_output_dir
 from lut.toolkit.data.unlabelled import Pool, SourceSpec, build_pool
 
@@ -94,6 +94,8 @@ def _pretrain_rank(fabric, cfg: PretrainConfig, target: Path, work: Path) -> Pre
                         cfg.architecture(c.hidden_size, c.num_hidden_layers, c.patch_size), fabric)
     if cfg.resume and (work / CHECKPOINT).is_file():
         state.restore(work / CHECKPOINT, fabric.device)  # written by rank 0 of a run on any number of ranks
+    elif cfg.resume and fabric.global_rank == 0:
+        warn(f"`resume`: {work / CHECKPOINT} does not exist, so pretraining starts from epoch 1")
     if fabric.global_rank == 0:
         work.mkdir(parents=True, exist_ok=True)
     # different crops on every rank, the same on every rerun
