@@ -154,7 +154,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, tiny_backbone, monkeyp
     assert trained == [3] and len(kept) == 2 and result.history[:2] == kept
 
 
-@pytest.mark.parametrize("case", ["no_images", "bands", "crop", "backbone"])
+@pytest.mark.parametrize("case", ["no_images", "bands", "crop", "backbone", "monitor", "truncated_backbone"])
 def test_cli_bad_input(tmp_path, tiny_backbone, case):
     root = labelled_folder(tmp_path / "d", size=24 if case == "crop" else 40)
     args = ["pretrain", "--data", str(root), "--backbone", str(tiny_backbone), "--image-size", "32", "--epochs", "1",
@@ -166,10 +166,22 @@ def test_cli_bad_input(tmp_path, tiny_backbone, case):
         args += ["--data", str(write_scene(tmp_path / "s.tif", np.ones((1, 64, 64), np.uint8)))]
     if case == "backbone":
         args[4] = str(tmp_path / "absent")
+    if case == "monitor":
+        args += ["--monitor", str(tmp_path / "no-such-folder")]
+    if case == "truncated_backbone":
+        import shutil
+
+        shutil.copytree(tiny_backbone, tmp_path / "bb")
+        weights = tmp_path / "bb" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
+        args[4] = str(tmp_path / "bb")
     result = CliRunner().invoke(lut, args)
     assert result.exit_code != 0
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "failed unexpectedly" not in lines[0], lines[0]
+    if case == "monitor":
+        assert lines[0].startswith("error: --monitor folder ") and "does not exist" in lines[0]
     assert not (tmp_path / "out").exists()
 
 

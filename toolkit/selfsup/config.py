@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lut.toolkit.core.errors import InputError
+from lut.toolkit.core.errors import FormatError, InputError
 from lut.toolkit.core.store import DEFAULT_STORE
 from lut.toolkit.train.distributed import DistConfig
 from lut.toolkit.vit.backbones import (
@@ -105,6 +105,9 @@ def build_backbone(cfg: PretrainConfig):
         model = ViTModel.from_pretrained(path, add_pooling_layer=False, use_safetensors=True)
     except OSError as exc:
         raise InputError(f"cannot load the checkpoint in {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # noqa: BLE001 - safetensors' own error for a truncated or corrupt file
+        raise FormatError(f"the checkpoint in {path} is damaged ({str(exc).splitlines()[0]}): copy or "
+                          "pretrain it again") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
     check_image_size(cfg.image_size, model.config.patch_size)

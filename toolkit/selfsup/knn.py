@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lut.toolkit.data.datasets import PatchDataset, stratified_split
-from lut.toolkit.data.imagefolder import ImageFolderSource
+from lut.toolkit.data.imagefolder import ImageFolderSource, check_directory
 
 
 class KnnMonitor:
@@ -17,6 +17,7 @@ class KnnMonitor:
 
     def __init__(self, folder: Path, image_size: int, mean: list[float], std: list[float], seed: int = 0,
                  max_images: int = 1000, k: int = 20) -> None:
+        check_directory(Path(folder), "`monitor` folder")  # named as the option it came from
         source = ImageFolderSource(Path(folder), image_size)
         splits = stratified_split(source.labels, seed)
         rng = np.random.default_rng(seed)
