@@ -152,3 +152,12 @@ def test_image_folder_errors(tmp_path, case):
     expected = {"truncated": "3.png", "empty_class": "zz_empty", "few": "tiny (2)", "file": "is a file",
                 "missing": "does not exist", "bands_on_photos": "drop `bands`"}
     assert expected.get(case, "") in message
+
+
+def test_four_band_chips_say_which_bands_are_read(tmp_path):
+    from lut.toolkit.core.errors import LutWarning
+
+    rng = np.random.default_rng(0)
+    root = chip_folder(tmp_path / "d", ("crop", "water"), lambda: rng.integers(0, 3000, (4, 16, 16)).astype(np.uint16))
+    with pytest.warns(LutWarning, match=r"chips in .* have 4 bands; reading bands 1,2,3 as red, green, blue"):
+        ImageFolderSource(root, image_size=24)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -82,10 +83,12 @@ def write_sample(temps: list[Path], table: SampleTable, legend: MapLegend, recor
     gpkg.unlink(missing_ok=True)  # OGR creates the GeoPackage itself
     geometry = shapely.to_wkb(shapely.points(cols["x"], cols["y"]))
     data = [np.asarray(cols[f]) for f in FIELDS]
-    pyogrio.raw.write(gpkg, geometry, [d if d.dtype != object else d.astype(str) for d in data], fields=FIELDS,
-                      layer=LAYER, driver="GPKG", geometry_type="Point",
-                      crs=legend.crs.to_wkt() if legend.crs else None,
-                      layer_metadata={DESIGN_KEY: json.dumps(record)})
+    with warnings.catch_warnings():  # a map without CRS is allowed; the design says so
+        warnings.filterwarnings("ignore", message=".*'crs' was not provided.*")
+        pyogrio.raw.write(gpkg, geometry, [d if d.dtype != object else d.astype(str) for d in data], fields=FIELDS,
+                          layer=LAYER, driver="GPKG", geometry_type="Point",
+                          crs=legend.crs.to_wkt() if legend.crs else None,
+                          layer_metadata={DESIGN_KEY: json.dumps(record)}, dataset_options={"VERSION": "1.3"})
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(FIELDS)

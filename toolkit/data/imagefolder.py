@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lut.toolkit.core.errors import FormatError, InputError, LutError
+from lut.toolkit.core.errors import FormatError, InputError, LutError, warn
 from lut.toolkit.core.radiometry import BandRule, Encoding, default_bands, default_rule
 from lut.toolkit.core.raster import raster_encoding, raster_gsd, valid_mask
 from lut.toolkit.core.resample import resize_chw
@@ -189,6 +189,20 @@ def survey(files: list[Path], bands: tuple[int, ...] | None, offset_dn: float | 
                       chip_encodings)
 
 
+def _note_bands_read(root: Path, chip: Path, chosen: tuple[int, ...]) -> None:
+    """Chips that are not 3-band RGB: say which bands are read as red, green, blue, as classify and
+    pretrain do."""
+    import rasterio
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(chip) as src:
+            count = src.count
+    if count != 3:
+        warn(f"the chips in {root} have {count} bands; reading bands {','.join(map(str, chosen))} as red, green, "
+             "blue (pass --bands to choose)")
+
+
 class ImageFolderSource:
     """A labelled folder; every image is scaled by one physical rule through its own encoding."""
 
@@ -207,6 +221,9 @@ class ImageFolderSource:
                                                             in RASTER_SUFFIXES][:1]
         self.survey = survey(files, bands, offset_dn, decode=verify)
         self.rule = default_rule(self.survey.encoding, self.survey.bands)
+        if bands is None and has_rasters:
+            _note_bands_read(self.root, next(f for f in self.files if f.suffix.lower() in RASTER_SUFFIXES),
+                             self.survey.bands)
 
     def __len__(self) -> int:
         return len(self.files)

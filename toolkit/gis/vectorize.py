@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,6 @@ def _areas_km2(polygons: np.ndarray, geojson: list, crs, metric: bool) -> np.nda
 
 def _write_batch(target: Path, layer: str, geojson: list, values: np.ndarray, classes: list[str], crs, metric: bool,
                  simplify: float | None, result: VectorizeResult, append: bool) -> None:
-    import pyogrio.raw
     import shapely
 
     polygons = np.asarray([shapely.geometry.shape(g) for g in geojson], dtype=object)
@@ -192,6 +192,20 @@ def _write_batch(target: Path, layer: str, geojson: list, values: np.ndarray, cl
     if simplify is not None and len(polygons):
         polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
     names = np.asarray([classes[v] if v < len(classes) else str(v) for v in values.tolist()], dtype=object)
+    with warnings.catch_warnings():  # a map without CRS is allowed (its summary already says so)
+        warnings.filterwarnings("ignore", message=".*'crs' was not provided.*")
+        _write_layer(target, polygons, values, names, areas, layer, crs, append)
+    result.polygons += len(polygons)
+    for v, area in zip(values.tolist(), areas.tolist()):
+        entry = result.classes.setdefault(classes[v] if v < len(classes) else str(v), {"polygons": 0, "km2": 0.0})
+        entry["polygons"] += 1
+        entry["km2"] += 0.0 if math.isnan(area) else area
+
+
+def _write_layer(target, polygons, values, names, areas, layer, crs, append) -> None:
+    import pyogrio.raw
+    import shapely
+
     pyogrio.raw.write(
         target, shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, object),
         field_data=[values.astype(np.int32), names, areas.astype(np.float64)],
@@ -199,8 +213,3 @@ def _write_batch(target: Path, layer: str, geojson: list, values: np.ndarray, cl
         crs=crs.to_wkt() if crs is not None else None, append=append,
         dataset_metadata=None if append else {VECTOR_KEY: VECTOR_FORMAT},
         dataset_options=None if append else {"VERSION": GPKG_VERSION})
-    result.polygons += len(polygons)
-    for v, area in zip(values.tolist(), areas.tolist()):
-        entry = result.classes.setdefault(classes[v] if v < len(classes) else str(v), {"polygons": 0, "km2": 0.0})
-        entry["polygons"] += 1
-        entry["km2"] += 0.0 if math.isnan(area) else area
