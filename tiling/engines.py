@@ -111,24 +111,26 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     # Ray's notice that token authentication is on (its secure default) is nothing the user acts on
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-    ours = _sigterm_handler()
+    ours = _signal_handlers()
     if options.address:
         ray.init(address=options.address, **kwargs)
     else:
         ray.init(num_cpus=cpu_cores(), **kwargs)
-    if ours is not None:  # ray.init installs its own, which exits 15 with a crash dump and leaves actors
-        signal.signal(signal.SIGTERM, ours)
+    for signum, handler in ours.items():  # ray.init installs its own (SIGTERM: exit 15 with a crash dump)
+        signal.signal(signum, handler)
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
-def _sigterm_handler():
-    """lut's SIGTERM handler (raising Interrupted), where this is the main thread; None elsewhere."""
+def _signal_handlers() -> dict:
+    """lut's SIGTERM and SIGINT handlers (raising Interrupted and KeyboardInterrupt), where this is the main
+    thread; none elsewhere."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.getsignal(signal.SIGTERM)
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)
+            if signal.getsignal(signum) is not None}
 
 
 def _pool_size(ray, options: RayOptions, jobs: int) -> int:
