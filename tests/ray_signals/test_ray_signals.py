@@ -22,8 +22,8 @@ def test_a_signal_under_the_ray_engine_ends_in_one_line_and_leaves_no_temporarie
                                                                                  code, word):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
-    for i in range(8):
-        write_scene(scenes / f"T{i}.tif", synthetic_scene(256, 256, i % 6, seed=i))
+    for i in range(12):
+        write_scene(scenes / f"T{i:02d}.tif", synthetic_scene(320, 320, i % 6, seed=i))
     out = tmp_path / "out"
     env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-c", "from lut.toolkit.cli import main; main()", "classify", str(scenes), "-o", str(out),
@@ -32,10 +32,13 @@ def test_a_signal_under_the_ray_engine_ends_in_one_line_and_leaves_no_temporarie
                             start_new_session=True)
     deadline = time.time() + 120
     assert proc.stdout is not None
+    seen = []
     while time.time() < deadline:  # after the first scene is done, while others are in flight
         line = proc.stdout.readline()
-        if line.startswith("[1/8]"):
+        seen.append(line)
+        if line.startswith("[1/12]") or not line:
             break
+    assert proc.poll() is None, f"the run ended before the signal: {seen}"
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -44,4 +47,4 @@ def test_a_signal_under_the_ray_engine_ends_in_one_line_and_leaves_no_temporarie
     assert "SIGTERM received" not in err and "PC: @" not in err
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
     maps = list(out.rglob("*.landuse.tif"))
-    assert 1 <= len(maps) < 8
+    assert 1 <= len(maps) < 12
