@@ -17,6 +17,14 @@ from ..conftest import synthetic_scene, write_scene
 pytest.importorskip("ray")
 
 
+def default_signals() -> None:
+    """The child starts as from a shell: SIGINT and SIGTERM at their defaults and unblocked, whatever this
+    test process inherited or set (earlier tests can leave SIGINT ignored, and children inherit that)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_signal_under_the_ray_engine_ends_in_one_line_and_leaves_no_temporaries(exported_bundle, tmp_path, sig,
                                                                                  code, word):
@@ -29,7 +37,7 @@ def test_a_signal_under_the_ray_engine_ends_in_one_line_and_leaves_no_temporarie
     cmd = [sys.executable, "-c", "from lut.toolkit.cli import main; main()", "classify", str(scenes), "-o", str(out),
            "--model", str(exported_bundle), "--engine", "ray", "--workers", "1", "--batch-size", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_signals)
     deadline = time.time() + 120
     assert proc.stdout is not None
     seen = []
