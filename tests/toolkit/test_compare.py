@@ -44,6 +44,8 @@ def test_compare_writes_the_four_tables_and_resumes(tmp_path, tiny_backbone, mon
     monkeypatch.setattr(compare_module, "run_cell", interrupt_third)
     first = runner.invoke(lut, args_for(tmp_path, ["vit-tiny", tiny_backbone]))
     assert first.exit_code == 130 and "cell 3/8" in first.output
+    assert "error: interrupted: 2 of 8 cells finished and kept in " in first.output
+    assert "run the same command again to resume" in first.output
     assert len(list((tmp_path / "results" / "cells").glob("*.json"))) == 2
 
     monkeypatch.setattr(compare_module, "run_cell", real)

@@ -12,7 +12,7 @@ from pathlib import Path
 from lut.toolkit.core.atomic import write_text_atomic
 from lut.toolkit.vit.backbones import check_backbone_spec
 from lut.toolkit.core.bundle import BUNDLE_FILE, Bundle
-from lut.toolkit.core.errors import InputError, warn
+from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, warn
 from lut.toolkit.core.ownership import COMPARE_FORMAT, check_not_input, is_compare_directory
 from lut.toolkit.train.distributed import DistConfig, launch
 from lut.toolkit.train.finetune import FinetuneConfig, run_finetune
@@ -214,7 +214,13 @@ def _compare_rank(fabric, cfg: CompareConfig, shared: dict, cells: list[Cell], d
             continue
         if main:
             log.info(f"cell {k}/{len(cells)}: {cell.key}")
-        metrics = run_cell(cfg, cell, fabric)
+        try:
+            metrics = run_cell(cfg, cell, fabric)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the finished cells stay, and a rerun resumes
+            code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+            what = "terminated" if code == EXIT_TERMINATED else "interrupted"
+            raise Interrupted(f"{what}: {len(results)} of {len(cells)} cells finished and kept in {out / 'cells'}; "
+                              "run the same command again to resume", code) from exc
         if main:
             write_text_atomic(path, json.dumps(metrics, indent=2))
             log.info(f"  accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}, "
