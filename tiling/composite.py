@@ -26,7 +26,7 @@ from lut.toolkit.core.formats import COMPOSITE_FORMAT, CONFIDENCE_NODATA, MAP_NO
 from lut.toolkit.core.ownership import (check_output_file, confidence_path_of, is_lut_confidence, is_lut_map,
                                         is_lut_probabilities, is_lut_stac_item, is_lut_summary, raster_tags)
 from lut.toolkit.core.paths import recorded
-from lut.toolkit.core.raster import gdal_env, overview_factors, written_as_cog
+from lut.toolkit.core.raster import gdal_env, on_grid, overview_factors, written_as_cog
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.gis.stac_items import class_item, item_path_of
 
@@ -84,24 +84,6 @@ def _grid(path: Path) -> dict:
     with rasterio.open(path) as src:
         return {"crs": src.crs, "transform": src.transform, "width": src.width, "height": src.height,
                 "count": src.count, "classes": src.tags().get("class_names", "").split(",")}
-
-
-@contextlib.contextmanager
-def _on_grid(path: Path, grid: dict):
-    """A probabilities file read on `grid`: itself, or a nearest-neighbour WarpedVRT over it."""
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    with rasterio.open(path) as src:
-        if src.crs == grid["crs"] and src.transform.almost_equals(grid["transform"]) and \
-                (src.width, src.height) == (grid["width"], grid["height"]):
-            yield src
-            return
-        with WarpedVRT(src, crs=grid["crs"], transform=grid["transform"], width=grid["width"],
-                       height=grid["height"], resampling=Resampling.nearest, src_nodata=CONFIDENCE_NODATA,
-                       nodata=CONFIDENCE_NODATA) as vrt:
-            yield vrt
 
 
 def composite_strip(stacks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +170,8 @@ def _write(files: list[Path], grid: dict, classes: list[str], targets: tuple[Pat
         stack.callback(seen_stack.close)
         seen_dst.update_tags(**{MAP_TAG: COMPOSITE_FORMAT})
         seen_dst.set_band_description(1, f"valid observations (dates) averaged into {Path(target).name}")
-        sources = [stack.enter_context(_on_grid(p, grid)) for p in files]
+        sources = [stack.enter_context(on_grid(p, grid["crs"], grid["transform"], grid["width"], grid["height"],
+                                                        CONFIDENCE_NODATA)) for p in files]
         for y0 in range(0, grid["height"], strip_rows):
             window = Window(0, y0, grid["width"], min(strip_rows, grid["height"] - y0))
             cls, conf, seen = composite_strip([src.read(window=window) for src in sources])

@@ -10,7 +10,7 @@ from lut.toolkit.core.errors import InputError, warn
 from lut.toolkit.core.masks import MaskSpec, check_overlap, parse_rule, rule_for_name
 from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.raster import raster_gsd
-from lut.toolkit.core.scene import check_clipping, check_nodata, choose_rule, decimated_sample, scene_bands
+from lut.toolkit.core.scene import cannot_clip, check_clipping, check_nodata, choose_rule, decimated_sample, scene_bands
 from lut.toolkit.core.resolve import scene_source
 from lut.toolkit.core.sources import HrefMap, SceneSource, gdal_path, is_remote
 
@@ -85,11 +85,18 @@ def plan_scene(cfg, model: DeployedModel, source: SceneSource | None = None) -> 
         profile = {"width": src.width, "height": src.height, "crs": src.crs, "transform": src.transform}
         if mask is not None:
             check_overlap(mask, profile, source.name)
-        sample = decimated_sample(src, bands, cfg.nodata, mask=mask)
+        taken: list = []
+
+        def sample():  # read at most once, and only when the scaling or the clipping check needs it
+            if not taken:
+                taken.append(decimated_sample(src, bands, cfg.nodata, mask=mask))
+            return taken[0]
+
         check_input_bands(model, bands, source)
-        scaling = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, sample=sample,
+        scaling = choose_rule(src, bands, cfg.scale, model.rule, cfg.nodata, cfg.reflectance_offset, sampler=sample,
                               metadata_source=source.radiometry_source, strict=model.mlm is not None)
-        clipped = check_clipping(scaling.rule, sample, cfg.max_clipped, source.name)
+        clipped = (0.0 if cannot_clip(scaling.rule, src.dtypes[bands[0] - 1])
+                   else check_clipping(scaling.rule, sample(), cfg.max_clipped, source.name))
         gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, source.name)
         if src.crs is None:

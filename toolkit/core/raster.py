@@ -164,6 +164,23 @@ def to_cog(gtiff: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
+def on_grid(path, crs, transform, width: int, height: int, nodata: int = 255):
+    """A raster read on another grid: the file itself when it already lies on it, else a nearest-neighbour
+    WarpedVRT over it (classes and percentages stay values, never blends), `nodata` outside it."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.open(path) as src:
+        if src.crs == crs and src.transform.almost_equals(transform) and (src.width, src.height) == (width, height):
+            yield src
+            return
+        with WarpedVRT(src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.nearest,
+                       src_nodata=nodata, nodata=nodata) as vrt:
+            yield vrt
+
+
+@contextlib.contextmanager
 def written_as_cog(targets: list, cog: bool):
     """The paths to write rasters to: the targets themselves, or with `cog` GTiff stages beside them that
     become Cloud Optimized GeoTIFFs at the targets once the block exits cleanly (the stages are removed

@@ -4,6 +4,7 @@ refusing a scaling that clips most of it."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -106,6 +107,13 @@ def clipped_fraction(rule: BandRule, sample: np.ndarray) -> float:
     return float(((scaled < 0) | (scaled > 1)).any(axis=0).mean())
 
 
+def cannot_clip(rule: BandRule, dtype) -> bool:
+    """uint8 values read as value / 255 over the full 0..1 window, or a percentile stretch: no sample needed."""
+    full = all(lo == 0.0 for lo in rule.low) and all(hi == 1.0 for hi in rule.high)
+    dn = rule.quantity == "dn" and np.dtype(dtype) == np.uint8 and abs(rule.scale - 1 / 255) < 1e-12 and full
+    return rule.quantity == "raw" or (dn and rule.offset == 0.0)
+
+
 def check_clipping(rule: BandRule, sample: np.ndarray, limit: float, scene: str) -> float:
     """Refuse a scaling that clips more than `limit` of the valid pixels: a white or black scene mapped
     with exit 0 is a wrong map nobody notices."""
@@ -132,19 +140,21 @@ class Scaling:
 
 def choose_rule(src, bands: tuple[int, ...], scale: str, bundle_rule: BandRule | None, nodata: float | None,
                 offset_dn: float | None = None, sample: np.ndarray | None = None,
-                metadata_source: str | None = None, strict: bool = False) -> Scaling:
+                metadata_source: str | None = None, strict: bool = False,
+                sampler: Callable[[], np.ndarray] | None = None) -> Scaling:
     """The scaling that makes this scene look like the training patches: the bundle's physical window
     through the scene's own encoding whenever both are the same quantity. `sample`: valid pixel values
     (C, N) when the caller already has them (the overview is read at most once either way);
     `metadata_source`: who set the GDAL scale/offset of a stacked scene (a STAC item, an MTL); `strict`: a
-    model that describes its input (MLM) refuses values of unknown encoding instead of stretching them."""
+    model that describes its input (MLM) refuses values of unknown encoding instead of stretching them;
+    `sampler`: how to take the sample when one is needed (the caller's, which leaves masked pixels out)."""
     if scale not in SCALES:
         raise InputError(f"`scale` must be one of {', '.join(SCALES)}")
     samples: list[np.ndarray] = [] if sample is None else [sample]
 
     def valid_sample() -> np.ndarray:
         if not samples:
-            samples.append(decimated_sample(src, bands, nodata))
+            samples.append(sampler() if sampler is not None else decimated_sample(src, bands, nodata))
         return samples[0]
 
     def stretch() -> BandRule:

@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from lut.toolkit.core.ownership import (MAP_TAG, check_output_file, confidence_p
                                         raster_tags)
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.areas import row_areas_m2, weighted_counts
-from lut.toolkit.core.raster import gdal_env, is_metric, overview_factors, pixel_area, written_as_cog
+from lut.toolkit.core.raster import gdal_env, is_metric, on_grid, overview_factors, pixel_area, written_as_cog
 from .stac_items import class_item, item_path_of
 from .transitions import MARKDOWN_MARK, MATRIX_HEADER, Transitions, transition_name
 from lut.toolkit.core.formats import CHANGE_FORMAT, MAP_NODATA
@@ -191,21 +191,9 @@ def _overlap(before: MapInfo, after: MapInfo) -> bool:
     return min(right, a_right) > max(left, a_left) and min(top, a_top) > max(bottom, a_bottom)
 
 
-@contextlib.contextmanager
-def aligned(after: MapInfo, before: MapInfo, same: bool, path: Path | None = None) -> Iterator:
-    """AFTER (or its file `path`) as read on BEFORE's grid: the file itself, or a nearest-neighbour
-    WarpedVRT over it."""
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    with rasterio.open(path or after.path) as src:
-        if same:
-            yield src
-            return
-        with WarpedVRT(src, crs=before.crs, transform=before.transform, width=before.width, height=before.height,
-                       resampling=Resampling.nearest, src_nodata=MAP_NODATA, nodata=MAP_NODATA) as vrt:
-            yield vrt
+def aligned(after: MapInfo, before: MapInfo, path: Path | None = None):
+    """AFTER (or its file `path`) as read on BEFORE's grid (`core.raster.on_grid`)."""
+    return on_grid(path or after.path, before.crs, before.transform, before.width, before.height, MAP_NODATA)
 
 
 def code_dtype(n: int) -> tuple[type, int]:
@@ -356,9 +344,9 @@ def _write_raster(target: Path, before: MapInfo, after: MapInfo, same: bool, cfg
     with contextlib.ExitStack() as stack:
         stack.enter_context(gdal_env(pam=False))
         b_src = stack.enter_context(rasterio.open(before.path))
-        a_src = stack.enter_context(aligned(after, before, same))
+        a_src = stack.enter_context(aligned(after, before))
         confs = [(stack.enter_context(rasterio.open(before.confidence[0])), before.confidence[1]),
-                 (stack.enter_context(aligned(after, before, same, after.confidence[0])), after.confidence[1])
+                 (stack.enter_context(aligned(after, before, after.confidence[0])), after.confidence[1])
                  ] if conf and before.confidence and after.confidence else []
         dst = stack.enter_context(rasterio.open(target, "w", **profile))
         if dtype == np.uint8:  # in the TIFF's own tags, before any pixel: PHOTOMETRIC=PALETTE for every reader

@@ -42,10 +42,12 @@ def _footprint(src) -> tuple[dict | None, list[float] | None]:
     return {"type": "Polygon", "coordinates": [ring]}, [west, south, east, north]
 
 
-def _file_fields(path: Path) -> dict:
+def _file_fields(path: Path, checksum: bool = False) -> dict:
+    """`file:size`, and with `checksum` the SHA-256 multihash (the class raster only: hashing every companion,
+    probabilities included, would read each output back once more per scene)."""
     from lut.toolkit.core.store import sha256_file
 
-    return {"file:size": path.stat().st_size, "file:checksum": "1220" + sha256_file(path)}
+    return {"file:size": path.stat().st_size, **({"file:checksum": "1220" + sha256_file(path)} if checksum else {})}
 
 
 def class_item(raster: Path, target: Path, item_id: str, classes: list[str], colours: dict,
@@ -73,7 +75,7 @@ def class_item(raster: Path, target: Path, item_id: str, classes: list[str], col
                "color_hint": "{:02X}{:02X}{:02X}".format(*colours[i][:3])} for i, name in enumerate(classes)]
     item.add_asset("data", pystac.Asset(
         Path(final_name(raster, final_dir)).name, title="land-use classes", media_type=COG if cog else GEOTIFF,
-        roles=["data"], extra_fields={**proj, "classification:classes": values, **_file_fields(raster),
+        roles=["data"], extra_fields={**proj, "classification:classes": values, **_file_fields(raster, checksum=True),
                                       "raster:bands": [{"nodata": MAP_NODATA, "data_type": dtype}]}))
     for key, (path, roles, title) in companions.items():
         item.add_asset(key, pystac.Asset(final_name(path, final_dir), title=title,
