@@ -55,7 +55,7 @@ class NullSession:
         self.classes = classes
 
     def run(self, names, feeds):
-        return [np.zeros((sum(len(v) for v in feeds.values()), self.classes), np.float32)]
+        return [np.zeros((sum(len(v) for k, v in feeds.items() if k.startswith("pixel")), self.classes), np.float32)]
 
     def get_providers(self):
         return ["CPUExecutionProvider"]
@@ -70,8 +70,8 @@ def feeder_section(args, tmp: Path) -> None:
 
     export_model(ExportConfig(model_dir=bundle, samples=8, min_seconds=0.05))
     model = load_deployed(bundle, "fp32", "cpu")
-    model.session = NullSession(len(model.classes))
-    model.uint8_session = lambda rule: model.session  # the uint8-input graph, equally null
+    model._session = NullSession(len(model.classes))  # for the float and the uint8-input graph alike
+    model.prepare = lambda uint8: None
     scene = tmp / "scene.tif"
     write_scene(scene, args.size)
     base = ClassifyConfig(scene=scene, output=tmp / "m.tif", model=bundle, progress=False, overwrite=True)

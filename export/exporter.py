@@ -18,7 +18,8 @@ from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
 from .onnx_export import check_weights_load, export_fp32
 from .mlm import write_mlm
-from .parity import chip_bands, format_parity, measure_variants, parity_sample
+from .parity import chip_bands, format_parity, measure_uint8_inputs, measure_variants, parity_sample
+from .uint8_input import variant_name, write_uint8_variant
 from .variants import convert_fp16, quantize_int8
 
 ONNX_DIR = "onnx"
@@ -89,6 +90,20 @@ def gates_of(rows: dict) -> dict[str, Gate]:
             for name in ("int8", "fp16") if name in rows}
 
 
+def uint8_variants(onnx_dir: Path, variants: dict[str, Path], images: np.ndarray, mean: list[float],
+                   std: list[float], batch_size: int) -> dict:
+    """Write each variant's uint8-input twin (`model_uint8_input.onnx`, ...) and check it on the parity
+    sample: its logits must match the float model's within the fp32 tolerance, or nothing is written."""
+    written = {name: write_uint8_variant(path, onnx_dir / variant_name(path.name), np.asarray(mean, np.float32),
+                                         np.asarray(std, np.float32)) for name, path in variants.items()}
+    rows = measure_uint8_inputs(variants, written, images, mean, std, batch_size)
+    for name, row in rows.items():
+        if row["max_abs_logit_diff"] > FP32_ATOL:
+            raise InputError(f"the uint8-input {name} model disagrees with the float one: max |logit diff| "
+                             f"{row['max_abs_logit_diff']:.2e} > {FP32_ATOL:g}; nothing was written")
+    return rows
+
+
 def export_model(cfg: ExportConfig) -> ExportResult:
     """Export a model bundle to ONNX: `model_dir/onnx/` (deployable on its own) and its parity report.
 
@@ -134,16 +149,17 @@ def export_model(cfg: ExportConfig) -> ExportResult:
             raise InputError(f"fp32 ONNX disagrees with PyTorch: max |logit diff| {diff:.2e} > {FP32_ATOL:g}; "
                            "nothing was written")
         gates = gates_of(rows)
+        uint8_rows = uint8_variants(tmp, variants, sample.images, mean, std, cfg.batch_size)
         report = {"bundle": "..",  # the report sits in BUNDLE/onnx/: no machine paths in outputs
                   "sample": {"source": sample.source, "images": int(len(sample.images)), "seed": sample.seed,
                              "split": "validation", "stratified": True, "per_class": sample.per_class,
                              "batch_size": cfg.batch_size},
                   "fp32_atol": FP32_ATOL, "variants": rows, "details": details,
-                  "gates": {k: asdict(g) for k, g in gates.items()}}
+                  "gates": {k: asdict(g) for k, g in gates.items()}, "uint8_input": uint8_rows}
         if "int8" in rows:
             report["int8_meets_agreement_goal"] = gates["int8"].passed
         exported = replace(bundle, kind="onnx", onnx={name: path.name for name, path in variants.items()},
-                           gates=gates)
+                           gates=gates, uint8_input={name: row["file"] for name, row in uint8_rows.items()})
         exported.save(tmp)
         write_mlm(tmp, bundle_dir.name, exported, mean, std)
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2))

@@ -70,6 +70,13 @@ def mlm_item(name: str, bundle, mean: list[float], std: list[float], variants: d
     }
     assets = {p: {"href": f, "type": "application/octet-stream; application=onnx", "roles": ["mlm:model"],
                   "mlm:artifact_type": "onnx", "title": f"{p} model"} for p, f in variants.items()}
+    for p, f in getattr(bundle, "uint8_input", {}).items():
+        assets[f"{p}_uint8_input"] = {
+            "href": f, "type": "application/octet-stream; application=onnx", "roles": ["lut:uint8-input"],
+            "title": f"{p} model for uint8 windows",
+            "description": "inputs pixels_uint8 (uint8 NCHW), pixels_float (float32 NCHW, normalised; appended "
+                           "after the uint8 windows) and the scaling's per-band lut_k, lut_c (x * k + c, clipped "
+                           "to 0..1); the normalisation runs inside the graph"}
     return {"type": "Feature", "stac_version": "1.0.0", "stac_extensions": [MLM_SCHEMA, CLASSIFICATION_SCHEMA],
             "id": name, "geometry": None, "properties": properties, "assets": assets, "links": []}
 

@@ -129,3 +129,35 @@ def format_parity(rows: dict) -> str:
         lines.append(f"{name:<8} {r['max_abs_logit_diff']:>11.2e} {r['top1_agreement']:>10.3f} {acc:>8} {size:>8} "
                      f"{r['images_per_s']:>8.1f}  {r['device']}")
     return "\n".join(lines)
+
+
+def uint8_windows(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The normalised parity images as the uint8 windows a uint8 scene gives (un-normalised, rounded)."""
+    return np.clip(np.rint((images * std + mean) * 255.0), 0, 255).astype(np.uint8)
+
+
+def measure_uint8_inputs(variants: dict[str, Path], written: dict[str, Path], images: np.ndarray,
+                         mean: list[float], std: list[float], batch_size: int = 16, device: str = "cpu") -> dict:
+    """Per variant: its uint8-input twin against the float model fed what lut's numpy path prepares from
+    the same uint8 windows; both run the same float32 arithmetic, so the logits should be equal."""
+    from lut.toolkit.core.radiometry import rule_for_dtype
+
+    from .uint8_input import FLOAT_INPUT, U8_INPUT, rule_inputs
+
+    m = np.asarray(mean, np.float32)[:, None, None]
+    s = np.asarray(std, np.float32)[:, None, None]
+    windows = uint8_windows(images, m, s)
+    rule = rule_for_dtype("uint8", tuple(range(1, len(mean) + 1)))
+    prepared = np.stack([rule.apply(w, m, s) for w in windows])
+    empty = np.empty((0, *prepared.shape[1:]), np.float32)
+    rows = {}
+    for name, path in written.items():
+        on = "cpu" if name == "int8" else device
+        reference = onnx_logits(open_session(variants[name], on), prepared, batch_size)
+        session = open_session(path, on)
+        logits = np.concatenate([session.run(None, {U8_INPUT: b, FLOAT_INPUT: empty, **rule_inputs(rule)})[0]
+                                 for b in batches(windows, batch_size)]).astype(np.float32)
+        rows[name] = {"file": path.name, "max_abs_logit_diff": float(np.abs(logits - reference).max()),
+                      "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
+                      "size_mb": path.stat().st_size / 1e6}
+    return rows

@@ -50,7 +50,7 @@ def change_scenes(cfg: ChangeConfig, template: ClassifyConfig) -> SceneChange:
         check_map_outputs(run, MapOutputs.of(run), open_source(run))
     check_outputs(cfg, ChangeOutputs.of(cfg.output, cfg.preview))
     t = template
-    model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)  # once, for both scenes
+    model = load_deployed(t.model, t.precision, t.device, t.store, t.session_options())  # once, for both scenes
     results: list[ClassifyResult] = []
     created: list[Path] = []
     try:

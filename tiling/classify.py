@@ -33,6 +33,8 @@ from lut.toolkit.gis.legend_image import write_legend_image
 from lut.toolkit.gis.stac_items import class_item, item_path_of, mlm_metadata
 from lut.toolkit.core.sources import HrefMap, SceneSource
 
+from lut.export.runtime import SessionOptions
+
 from .deployed import DeployedModel, load_deployed
 from .feeder import BatchProducer, Preparer, default_readers
 from .accumulate import CellAccumulator, softmax
@@ -73,7 +75,8 @@ class ClassifyConfig:
     overwrite: bool = False
     progress: bool = True
     prefetch: int = 4
-    threads: int | None = None
+    threads: int | None = None  # ONNX Runtime's intra-op threads (default: the physical cores)
+    spinning: bool = True  # ONNX Runtime's threads busy-wait between operators (off: many sessions per host)
     readers: int | None = None  # threads reading strips and preparing batches (default: half the cores, at most
     # 4; 0: one thread reads and prepares, as lut did before the feeder had pools)
     uint8_graph: bool = True  # uint8 windows normalised inside the model's graph (False: by numpy, per window)
@@ -99,11 +102,15 @@ class ClassifyConfig:
         if self.mask is not None and not self.use_mask:
             raise InputError("`mask` and `use_mask=False` contradict each other: drop one")
         HrefMap.parse(self.href_map)
+        self.session_options().check()
         check_gsd(self.gsd)
         if self.vector_min_area is not None and self.vector is None:
             raise InputError("`vector_min_area` applies to `vector` polygons: add `vector` FILE.gpkg")
         if self.vector is not None:
             self.vector_config().check()
+
+    def session_options(self) -> SessionOptions:
+        return SessionOptions(self.threads, self.spinning)
 
     def vector_config(self) -> VectorizeConfig:
         return VectorizeConfig(self.scene, Path(self.vector), self.vector_min_area)
@@ -214,7 +221,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
         source = open_source(cfg)
         check_outputs(cfg, outputs, source)
         if model is None:
-            model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.threads)
+            model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.session_options())
         model.hash_in_background()  # the model's SHA-256 for the summary, while the scene is mapped
         plan = plan_scene(cfg, model, source)
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
@@ -317,6 +324,7 @@ def _run(cfg: ClassifyConfig, model: DeployedModel, plan: ScenePlan, target: Pat
     producer = BatchProducer(reader, grid, preparer, cfg.batch_size, cfg.prefetch, cfg.min_valid, readers)
     accumulator = CellAccumulator(grid, len(model.classes))
     stats = RunStats(np.zeros(len(model.classes), np.int64))
+    model.prepare(uint8=preparer.takes_raw(plan.dtype))  # the one session this scene needs, before any pixel
     start = time.perf_counter()
     with written_as_cog([p for p in (target, confidence) if p is not None], cfg.cog) as staged, \
             contextlib.ExitStack() as stack:

@@ -6,18 +6,21 @@ import functools
 import threading
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lut.export.runtime import gpu_usable, open_session, session_device
+from lut.export.runtime import SessionOptions, gpu_usable, open_session, session_device
+from lut.export.uint8_input import FLOAT_INPUT, MODEL_INPUT, U8_INPUT, rule_inputs
 from lut.toolkit.core.bundle import Bundle, ChipInfo
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import MAP_PRECISIONS
 from lut.export.mlm import read_mlm
 from lut.toolkit.core.radiometry import BandRule
 from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle, sha256_file
+
+from .uint8_file import open_uint8_session
 
 
 
@@ -28,25 +31,32 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
 
 @dataclass
 class DeployedModel:
-    path: Path
+    """An exported model ready to map with: its classes, input size and normalisation, and the one ONNX
+    Runtime session a scene needs, built by `prepare` before the scene's first window is read."""
+
+    path: Path  # the model file (float input)
     precision: str
     classes: list[str]
     image_size: int
     mean: np.ndarray
     std: np.ndarray
     rule: BandRule | None
-    session: object | None  # the float-input session; None while the uint8 variant holds the weights
     chip: ChipInfo | None = None
     why: str = ""  # why this precision was picked
     open_device: str = "auto"
-    threads: int | None = None
-    _uint8: tuple[str, object] | None = None  # (band rule, session) of the uint8-input variant in use
-    _hash: object | None = None  # Future of the ONNX file's SHA-256
+    options: SessionOptions = field(default_factory=SessionOptions)
+    uint8_path: Path | None = None  # the uint8-input variant lut export wrote (None: built when first needed)
     mlm: dict | None = None  # the export's STAC MLM Item (onnx/mlm.json), None for exports made before it
+    _session: object | None = None
+    _kind: str | None = None  # what the open session takes: "float" or "uint8"
+    _hash: object | None = None  # Future of the ONNX file's SHA-256
+    _rules: dict = field(default_factory=dict)  # band rule -> its graph inputs
 
     @property
     def device(self) -> str:
-        return session_device(self.session if self.session is not None else self._uint8[1])
+        if self._session is not None:
+            return session_device(self._session)
+        return "cuda" if self.open_device != "cpu" and gpu_usable() else "cpu"
 
     @property
     def sha256(self) -> str:
@@ -70,29 +80,41 @@ class DeployedModel:
             threading.Thread(target=run, daemon=True, name="lut-hash").start()
         return self._hash
 
+    def prepare(self, uint8: bool) -> None:
+        """Build the session a scene needs: the uint8-input variant for uint8 windows at the model's size,
+        else the float model. One session, so the weights are in memory once; kept for the next scene
+        that needs the same."""
+        kind = "uint8" if uint8 else "float"
+        if self._kind == kind:
+            return
+        self._session = self._kind = None  # the old session's weights go before the new ones load
+
+        def opener(path: Path):
+            return open_session(path, self.open_device, self.options)
+
+        if uint8:
+            self.hash_in_background()
+            self._session = open_uint8_session(self.path, self.uint8_path, self.mean, self.std,
+                                               lambda: self.sha256, opener)
+        else:
+            self._session = opener(self.path)
+        self._kind = kind
+        outputs = self._session.get_outputs()[0].shape[-1]
+        if isinstance(outputs, int) and outputs != len(self.classes):
+            raise InputError(f"{self.path.name} predicts {outputs} classes but its lut.json names "
+                             f"{len(self.classes)}; re-export the bundle")
+
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        if self.session is None:  # one copy of the weights at a time: the uint8 variant goes first
-            self._uint8 = None
-            self.session = open_session(self.path, self.open_device, self.threads)
-        return self.session.run(None, {"pixel_values": batch})[0]
-
-    def uint8_session(self, rule: BandRule):
-        """The same model taking uint8 windows, with `rule` and the normalisation inside its graph. It
-        replaces the float session (and any variant for another rule), so the weights are in memory once;
-        each is reopened when needed again."""
-        key = json.dumps(rule.to_dict(), sort_keys=True)
-        if self._uint8 is None or self._uint8[0] != key:
-            from .graph_input import uint8_model
-
-            self.session = self._uint8 = None
-            self._uint8 = (key, open_session(uint8_model(self.path, rule, self.mean, self.std), self.open_device,
-                                             self.threads))
-        return self._uint8[1]
+        self.prepare(uint8=False)
+        return self._session.run(None, {MODEL_INPUT: batch})[0]
 
     def logits_uint8(self, rule: BandRule, pixels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        from .graph_input import FLOAT_INPUT, U8_INPUT
-
-        return self.uint8_session(rule).run(None, {U8_INPUT: pixels[0], FLOAT_INPUT: pixels[1]})[0]
+        """Logits of uint8 windows (and float-prepared ones after them) with `rule` applied in the graph."""
+        self.prepare(uint8=True)
+        key = json.dumps(rule.to_dict(), sort_keys=True)
+        if key not in self._rules:
+            self._rules[key] = rule_inputs(rule)
+        return self._session.run(None, {U8_INPUT: pixels[0], FLOAT_INPUT: pixels[1], **self._rules[key]})[0]
 
 
 def onnx_dir_of(model: str | Path | None, store: Path = DEFAULT_STORE) -> Path:
@@ -138,23 +160,26 @@ def pick_file(onnx_dir: Path, bundle: Bundle, precision: str, gpu: bool) -> tupl
 
 
 def load_deployed(model: str | Path | None, precision: str = "auto", device: str = "auto",
-                  store: Path = DEFAULT_STORE, threads: int | None = None) -> DeployedModel:
-    """Open an exported model for mapping: one ONNX Runtime session, loaded once for many scenes.
+                  store: Path = DEFAULT_STORE, options: SessionOptions | None = None) -> DeployedModel:
+    """Open an exported model for mapping, once for many scenes. No session is built yet: `prepare` builds
+    the one a scene needs (float or uint8 input) before its first window is read.
 
     Args:
         model: a bundle or its onnx/ folder; None takes the one `store/LATEST` names.
         precision: auto, fp32, int8 or fp16 (auto: FP16 on a GPU, INT8 on a CPU when it passed its gate).
         device: auto, cpu or cuda (cuda without a usable GPU is an error, never a silent CPU run).
         store: the model store that LATEST lives in.
-        threads: ONNX Runtime's intra-op threads (default: this machine's cores).
+        options: ONNX Runtime's threads, spinning and graph optimisation (SessionOptions' defaults).
 
     Returns:
-        The session with the model's classes, input size, band rule and why this precision was chosen.
+        The model's file, classes, input size, band rule and why this precision was chosen.
 
     Raises:
         InputError: no export, an unknown precision or device, or a variant that cannot run here.
         FormatError: a folder that is not a lut export.
     """
+    options = options or SessionOptions()
+    options.check()
     onnx_dir = onnx_dir_of(model, store)
     bundle = Bundle.load(onnx_dir, ("onnx",))
     try:
@@ -169,17 +194,13 @@ def load_deployed(model: str | Path | None, precision: str = "auto", device: str
         raise InputError("`device` cuda was asked for but ONNX Runtime sees no usable CUDA GPU here; "
                        "use `device` cpu or auto")
     precision, path, why = pick_file(onnx_dir, bundle, precision, gpu)
-    open_device = "cpu" if precision == "int8" else device
-    session = open_session(path, open_device, threads)
-    classes = list(bundle.classes)
-    outputs = session.get_outputs()[0].shape[-1]
-    if isinstance(outputs, int) and outputs != len(classes):
-        raise InputError(f"{path.name} predicts {outputs} classes but its lut.json names {len(classes)}; "
-                       "re-export the bundle")
+    if not path.is_file():
+        raise InputError(f"ONNX model {path} does not exist; export the bundle again with lut export")
+    variant = bundle.uint8_input.get(precision)
     return DeployedModel(
-        path=path, precision=precision, classes=classes, image_size=int(bundle.image_size),
+        path=path, precision=precision, classes=list(bundle.classes), image_size=int(bundle.image_size),
         mean=np.asarray(pre.get("image_mean", [0.5] * 3), np.float32)[:, None, None],
         std=np.asarray(pre.get("image_std", [0.5] * 3), np.float32)[:, None, None],
-        rule=bundle.band_rule, session=session, chip=bundle.chip, why=why, open_device=open_device, threads=threads,
-        mlm=read_mlm(onnx_dir),
+        rule=bundle.band_rule, chip=bundle.chip, why=why, open_device="cpu" if precision == "int8" else device,
+        options=options, uint8_path=None if variant is None else onnx_dir / variant, mlm=read_mlm(onnx_dir),
     )

@@ -48,7 +48,7 @@ class SceneWorker:
     def __init__(self, spec: WorkerSpec, node: str | None = None) -> None:
         t = spec.template
         self.spec, self.node = spec, node
-        self.model = load_deployed(t.model, t.precision, t.device, t.store, t.threads)
+        self.model = load_deployed(t.model, t.precision, t.device, t.store, t.session_options())
 
     def run(self, job: Job, attempt: int = 1) -> dict:
         cfg = replace(self.spec.template, scene=job.scene, output=job.target, overwrite=True, progress=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lut.toolkit.core.errors import InputError, warn
 from lut.toolkit.core.masks import MaskSpec, check_overlap, parse_rule, rule_for_name
 from lut.toolkit.core.radiometry import BandRule
@@ -31,6 +33,7 @@ class ScenePlan:
     profile: dict
     mask: MaskSpec | None
     radiometry: dict  # source, scale, offset, clipped fraction: recorded in the summary
+    dtype: str = "float32"  # the pixel type the windows are read in
 
 
 def open_source(cfg) -> SceneSource:
@@ -97,6 +100,7 @@ def plan_scene(cfg, model: DeployedModel, source: SceneSource | None = None) -> 
                               metadata_source=source.radiometry_source, strict=model.mlm is not None)
         clipped = (0.0 if cannot_clip(scaling.rule, src.dtypes[bands[0] - 1])
                    else check_clipping(scaling.rule, sample(), cfg.max_clipped, source.name))
+        dtype = np.result_type(*(src.dtypes[b - 1] for b in bands)).name
         gsd = cfg.gsd or raster_gsd(src)
         footprint = plan_footprint(model.image_size, model.chip, gsd, cfg.resample, source.name)
         if src.crs is None:
@@ -109,4 +113,4 @@ def plan_scene(cfg, model: DeployedModel, source: SceneSource | None = None) -> 
              f"default stride {window}")
     radiometry = {"source": scaling.source, "scale": scaling.rule.scale, "offset": scaling.rule.offset,
                   "clipped_fraction": round(clipped, 4), "max_clipped": cfg.max_clipped}
-    return ScenePlan(source, bands, scaling.rule, footprint, grid, profile, mask, radiometry)
+    return ScenePlan(source, bands, scaling.rule, footprint, grid, profile, mask, radiometry, dtype)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lut.export import exporter as exporter_module
 from lut.export.exporter import ExportConfig, export_model
-from lut.export.runtime import open_session, session_device
+from lut.export.runtime import SessionOptions, open_session, session_device
 from lut.export.variants import cpu_preset
 from lut.toolkit.cli import lut
 from lut.toolkit.core.errors import LutError
@@ -65,6 +65,38 @@ def test_parity_is_measured_for_every_variant(exported):
     assert "max|dlogit|" in result.table()
 
 
+def test_every_variant_gets_a_gated_uint8_input_file(exported):
+    bundle, result = exported
+    report = json.loads((bundle / "onnx" / "export_report.json").read_text())["uint8_input"]
+    files = {"fp32": "model_uint8_input.onnx", "int8": "model_int8_uint8_input.onnx",
+             "fp16": "model_fp16_uint8_input.onnx"}
+    assert json.loads((bundle / "onnx" / "lut.json").read_text())["uint8_input"] == files
+    for name, row in report.items():
+        assert row["file"] == files[name] and (bundle / "onnx" / files[name]).is_file()
+        assert row["max_abs_logit_diff"] <= 1e-4 and row["top1_agreement"] == 1.0
+    session = open_session(bundle / "onnx" / files["fp32"], "cpu")
+    assert [i.name for i in session.get_inputs()] == ["pixels_uint8", "pixels_float", "lut_k", "lut_c"]
+    assert session.get_inputs()[0].type == "tensor(uint8)"
+
+
+def test_a_uint8_input_file_that_disagrees_fails_the_export(trained_bundle, tmp_path, monkeypatch):
+    bundle = copy_bundle(trained_bundle, tmp_path)
+    real = exporter_module.measure_uint8_inputs
+
+    def off(*args, **kwargs):
+        rows = real(*args, **kwargs)
+        rows["fp32"]["max_abs_logit_diff"] = 0.5
+        return rows
+
+    monkeypatch.setattr(exporter_module, "measure_uint8_inputs", off)
+    result = CliRunner().invoke(lut, ["export", str(bundle), "--samples", "8"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        "error: the uint8-input fp32 model disagrees with the float one: max |logit diff| 5.00e-01 > 0.0001; "
+        "nothing was written"]
+    assert not (bundle / "onnx").exists() and not [p for p in bundle.iterdir() if ".tmp-" in p.name]
+
+
 def test_optimum_can_load_the_export(exported):
     from optimum.onnxruntime import ORTModelForImageClassification
     import torch
@@ -78,7 +110,7 @@ def test_optimum_can_load_the_export(exported):
 
 def test_session_is_cpu_here_with_a_dynamic_batch(exported):
     bundle, _ = exported
-    session = open_session(bundle / "onnx" / "model.onnx", "auto", threads=1)
+    session = open_session(bundle / "onnx" / "model.onnx", "auto", SessionOptions(threads=1))
     assert session_device(session) == "cpu"
     for n in (1, 5):
         assert session.run(None, {"pixel_values": np.zeros((n, 3, 32, 32), np.float32)})[0].shape == (n, 6)

@@ -8,7 +8,7 @@ import pytest
 import rasterio
 
 from lut.tiling.classify import ClassifyConfig, classify_scene
-from lut.tiling.graph_input import rule_constants
+from lut.export.uint8_input import _constants, rule_inputs
 from lut.toolkit.core.radiometry import rule_for_dtype
 
 from ..conftest import synthetic_scene, write_scene
@@ -18,7 +18,7 @@ def test_graph_constants_are_the_rules_own_arithmetic():
     rule = rule_for_dtype("uint8", (1, 2, 3))
     mean, std = np.full((3, 1, 1), 0.45, np.float32), np.full((3, 1, 1), 0.27, np.float32)
     raw = np.arange(256, dtype=np.uint8)[None, None].repeat(3, 0)
-    k = rule_constants(rule, mean, std)
+    k = {**rule_inputs(rule), **_constants(mean, std)}
     graph_like = np.clip(raw.astype(np.float32) * k["lut_k"] + k["lut_c"], 0, 1)
     graph_like = (graph_like - k["lut_mean"]) * k["lut_inv_std"]
     assert np.array_equal(graph_like, rule.apply(raw, mean, std))

@@ -36,6 +36,11 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @click.option("--no-resample", is_flag=True,
               help="Read windows at the model's input size, whatever the scene's and the training chips' resolution.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=None, type=click.IntRange(1),
+              help="ONNX Runtime's threads (default: the physical cores; --engine ray: --cpus-per-worker).")
+@click.option("--spinning/--no-spinning", default=True, show_default=True,
+              help="ONNX Runtime's threads busy-wait between operators (faster when lut has the cores to itself; "
+                   "turn off where other work shares them).")
 @click.option("--confidence", is_flag=True, help="Add a band with the winning probability (0-100).")
 @click.option("--probabilities", is_flag=True,
               help="Also write NAME.probabilities.tif: one uint8 band per class, percent (for lut composite).")
@@ -72,7 +77,7 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @scene_options
 def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, confidence, probabilities, cog, preview, legend, vector, vector_min_area, engine,
+             no_resample, batch_size, threads, spinning, confidence, probabilities, cog, preview, legend, vector, vector_min_area, engine,
              workers, cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, mosaic, progress_mode,
              overwrite, quiet, scene_opts):
     """Classify SCENES into georeferenced land-use maps.
@@ -89,7 +94,8 @@ def classify(scenes, output, model, precision, device, stride, bands, scale, ref
         scene=scenes[0], output=output, probabilities=probabilities, **scene_opts, model=model, precision=precision,
         device=device, stride=stride,
         bands=bands, scale=scale, reflectance_offset=reflectance_offset, nodata=nodata,
-        min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, confidence=confidence,
+        min_valid=min_valid, gsd=gsd, resample=not no_resample, batch_size=batch_size, threads=threads,
+        spinning=spinning, confidence=confidence,
         cog=cog, preview=preview, legend=legend, vector=vector, vector_min_area=vector_min_area, overwrite=overwrite,
         progress=show_progress(quiet))
     many_options = engine != "local" or shard is not None or max_failures is not None
@@ -140,6 +146,8 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
     if template.preview is not None or template.vector is not None or template.legend is not None:
         raise click.UsageError("--preview, --legend and --vector apply to one scene; a run with -o DIR writes "
                                "DIR/mosaic.png")
+    if engine == "ray" and template.threads is not None:
+        raise click.UsageError("--engine ray: an actor's ONNX Runtime threads are its --cpus-per-worker; drop --threads")
     result = classify_many(ManyConfig(
         scenes=list(scenes), output=template.output, template=template, engine=engine,
         ray=RayOptions(workers, cpus_per_worker, gpus_per_worker, address, retries), shard=shard,

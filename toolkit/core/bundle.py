@@ -68,6 +68,7 @@ class Bundle:
     metrics: dict = field(default_factory=dict)
     onnx: dict[str, str] = field(default_factory=dict)  # variant -> file name
     gates: dict[str, Gate] = field(default_factory=dict)  # variant -> its export gate
+    uint8_input: dict[str, str] = field(default_factory=dict)  # variant -> its uint8-input file (lut export)
     pretrain: dict = field(default_factory=dict)  # backbones: method, sources, split guard, config, history
 
     def __post_init__(self) -> None:
