@@ -48,7 +48,9 @@ def test_every_export_describes_its_model(exported_bundle):
     assert spec["input"]["shape"] == [-1, 3, 32, 32] and spec["input"]["data_type"] == "float32"
     classes = props["mlm:output"][0]["classification:classes"]
     assert [c["name"] for c in classes][:2] == ["forest", "cropland"] and len(classes[0]["color_hint"]) == 6
-    assert set(props["lut:precisions"]) == set(item["assets"]) == {"fp32", "int8"}
+    assert set(props["lut:precisions"]) == {"fp32", "int8"}
+    assert set(item["assets"]) == {"fp32", "int8", "fp32_uint8_input", "int8_uint8_input"}
+    assert item["assets"]["int8_uint8_input"]["roles"] == ["lut:uint8-input"]  # not an mlm:model of its own
     assert props["lut:scaling"]["quantity"] == "dn" and props["lut:version"]
     assert all((exported_bundle / "onnx" / a["href"]).is_file() for a in item["assets"].values())
 
