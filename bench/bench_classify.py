@@ -20,28 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common import write_random_bundle
+from common import write_random_bundle, write_uint8_scene
 
 
 def write_big_scene(path: Path, size: int, seed: int = 0) -> None:
-    """A tiled, compressed 3-band uint8 scene written block by block (its writer stays small too)."""
-    import rasterio
-    from rasterio.transform import from_origin
-    from rasterio.windows import Window
-
-    from lut.toolkit.data.synthetic import render
-
-    rng = np.random.default_rng(seed)
-    tiles = [render(c % 6, rng, 512, 512).transpose(2, 0, 1) for c in range(6)]
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": "EPSG:32633",
-               "transform": from_origin(500000, 5000000, 10, 10), "tiled": True, "blockxsize": 512,
-               "blockysize": 512, "compress": "deflate"}
-    with rasterio.open(path, "w", **profile) as dst:
-        for i, y in enumerate(range(0, size, 512)):
-            for j, x in enumerate(range(0, size, 512)):
-                tile = tiles[(i * 7 + j * 3) % 6]
-                dst.write(tile[:, : min(512, size - y), : min(512, size - x)],
-                          window=Window(x, y, min(512, size - x), min(512, size - y)))
+    write_uint8_scene(path, size, seed)
 
 
 def export(bundle: Path) -> None:

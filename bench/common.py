@@ -41,3 +41,37 @@ def write_image_folder(root: Path, images: int, size: int) -> Path:
         (root / CLASSES[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(render(label, rng, size, size)).save(root / CLASSES[label] / f"{i}.png")
     return root
+
+
+def exported_random_bundle(root: Path, spec: str) -> Path:
+    """A random-init `spec` bundle exported with fp32 and INT8 under `root` (reused when already there)."""
+    bundle = Path(root) / spec
+    if not (bundle / "onnx" / "lut.json").is_file():
+        from lut.export.exporter import ExportConfig, export_model
+
+        write_random_bundle(bundle, spec)
+        export_model(ExportConfig(model_dir=bundle, quantize=True, samples=8, min_seconds=0.05))
+    return bundle
+
+
+def write_uint8_scene(path: Path, size: int, seed: int = 0) -> Path:
+    """A tiled, compressed 3-band uint8 GeoTIFF of synthetic land cover, written block by block."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from lut.toolkit.data.synthetic import render
+
+    rng = np.random.default_rng(seed)
+    tiles = [render(c % 6, rng, 512, 512).transpose(2, 0, 1) for c in range(6)]
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": "EPSG:32633",
+               "transform": from_origin(500000, 5000000, 10, 10), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate"}
+    with rasterio.open(path, "w", **profile) as dst:
+        for i, y in enumerate(range(0, size, 512)):
+            for j, x in enumerate(range(0, size, 512)):
+                tile = tiles[(i * 7 + j * 3) % 6]
+                dst.write(tile[:, : min(512, size - y), : min(512, size - x)],
+                          window=Window(x, y, min(512, size - x), min(512, size - y)))
+    return path

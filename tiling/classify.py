@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lut.toolkit.core.atomic import atomic_files
+from lut.toolkit.core.space import check_free_space, raster_bytes
 from lut.toolkit.core.errors import InputError, recorded_warnings, warn
 from lut.toolkit.gis.legend import class_colours, is_lut_legend, sidecars, write_legend
 from lut.toolkit.core.ownership import SUMMARY_FORMAT, check_output_file, is_lut_map, is_lut_preview, is_lut_summary
@@ -206,6 +207,14 @@ def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs, source: SceneSource 
         seen[path.resolve()] = name
 
 
+def _check_space(cfg: ClassifyConfig, plan: ScenePlan, classes: int) -> None:
+    """The map, its confidence and probabilities fit where they go (uncompressed, with overviews; twice with
+    `cog`, which rewrites them), before any window is read."""
+    bands = 1 + int(cfg.confidence) + (classes if cfg.probabilities else 0)
+    w, h = plan.profile["width"], plan.profile["height"]
+    check_free_space(cfg.output, raster_bytes(w, h, bands) * (2 if cfg.cog else 1), f"{w:,} x {h:,} px x {bands} band(s)")
+
+
 def summary_path_of(output: Path) -> Path:
     return Path(output).with_suffix(".summary.json")
 
@@ -224,6 +233,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
             model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.session_options())
         model.hash_in_background()  # the model's SHA-256 for the summary, while the scene is mapped
         plan = plan_scene(cfg, model, source)
+    _check_space(cfg, plan, len(model.classes))
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work
         sieve_size(cfg.vector_config(), pixel_area(plan.profile["transform"]), is_metric(plan.profile["crs"]),
                    str(cfg.scene))

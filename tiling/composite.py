@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lut.toolkit.core.atomic import atomic_files
+from lut.toolkit.core.space import check_free_space, raster_bytes
 from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import COMPOSITE_FORMAT, CONFIDENCE_NODATA, MAP_NODATA, MAP_TAG, SUMMARY_FORMAT
 from lut.toolkit.core.ownership import (check_output_file, confidence_path_of, is_lut_confidence, is_lut_map,
@@ -128,6 +129,8 @@ def composite(cfg: CompositeConfig) -> CompositeResult:
     for path, ours in owned.items():
         check_output_file(path, cfg.overwrite, ours, [*cfg.inputs, *files], "output")
     classes = grid["classes"]
+    check_free_space(output, raster_bytes(grid["width"], grid["height"], 3) * (2 if cfg.cog else 1),
+                     f"{grid['width']:,} x {grid['height']:,} px x 3 rasters")
     with gdal_env(), atomic_files(list(owned), cfg.overwrite) as (t_map, t_conf, t_seen, t_summary, t_aux, t_qml,
                                                                   t_item):
         with written_as_cog([t_map, t_conf, t_seen], cfg.cog) as staged:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lut.toolkit.core.atomic import remove_stale_temps_for
-from lut.toolkit.core.atomic import disk_full
+from lut.toolkit.core.atomic import full_disk_line
 from lut.toolkit.core.errors import InputError, LutWarning
 from lut.toolkit.core.machine import cpu_cores
 
@@ -59,7 +59,7 @@ class SceneWorker:
                 warnings.simplefilter("ignore", LutWarning)
                 result = classify_scene(cfg, model=self.model)
         except Exception as exc:  # noqa: BLE001 - a scene's failure is recorded; the other scenes go on
-            full = disk_full(exc) if isinstance(exc, OSError) else None
+            full = full_disk_line(exc, job.target)
             message = full or " ".join((str(exc) or type(exc).__name__).split())
             return make_row(job.scene, job.target, "failed", self.spec.config_hash, attempt,
                             time.perf_counter() - start, error=message, node=self.node)

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from lut.export import runtime
-from lut.export.uint8_input import SOURCE_KEY, variant_name
+from lut.export.uint8_input import SOURCE_KEY
 from lut.tiling import deployed, uint8_file
 from lut.tiling.classify import ClassifyConfig, classify_scene
 from lut.toolkit.core.bundle import Bundle

@@ -5,19 +5,17 @@ turned into the flags a user types."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
-import shutil
 import signal
 import sys
 import warnings
-from pathlib import Path
 
 import click
 
-from lut.toolkit.core.atomic import disk_full
+from lut.toolkit.core.atomic import full_disk_line
+from lut.toolkit.cli.stderr_filter import filtered_stderr
 from lut.toolkit.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 
 #: library parameters whose flag is not `--` + the name with dashes (`name=value` as the library writes it)
@@ -44,10 +42,11 @@ class LutGroup(click.Group):
     of unexpected errors instead."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        self.raw_args = list(sys.argv[1:] if args is None else args)  # -o names the output of a full disk
         # GDAL's and libtiff's messages reach Python as rasterio log records; the failures they describe
         # arrive as exceptions, which become lut's one line
         logging.getLogger("rasterio").setLevel(logging.CRITICAL)
-        with warnings.catch_warnings(), _sigterm_raises(), _log_lines():
+        with filtered_stderr(), warnings.catch_warnings(), _sigterm_raises(), _log_lines():
             _one_line_warnings()
             try:
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -75,10 +74,10 @@ class LutGroup(click.Group):
         except ImportError as exc:  # a runtime-only install asked to train, export or run Ray
             self._fail(missing_extra(ctx.invoked_subcommand or ctx.info_name, exc), EXIT_BAD_INPUT)
         except OSError as exc:
-            self._fail(disk_full(exc) or _wrapped_full_disk(exc) or
+            self._fail(_wrapped_full_disk(exc, getattr(self, "raw_args", sys.argv[1:])) or
                        f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
-            line = _wrapped_full_disk(exc)
+            line = _wrapped_full_disk(exc, getattr(self, "raw_args", sys.argv[1:]))
             if line:
                 self._fail(line, EXIT_BAD_INPUT)
             if os.environ.get("LUT_DEBUG"):
@@ -92,19 +91,9 @@ class LutGroup(click.Group):
         sys.exit(code)
 
 
-#: what libraries say when a write fails for want of space
-FULL_DISK_SIGNS = ("No space left on device", "inline_container", "Write failed", "_tiffWriteProc")
-
-
-def _wrapped_full_disk(exc: BaseException) -> str | None:
-    """A full disk that torch or GDAL reported in words of its own (`Write failed`, `inline_container`):
-    one line naming the output (from the command line's -o) when less than 1 MB is free there."""
-    if not any(sign in str(exc) for sign in FULL_DISK_SIGNS):
-        return None
-    output = _output_arg(sys.argv[1:])
-    if output is not None and not _nearly_full(output):
-        return None
-    return disk_full(OSError(errno.ENOSPC, "No space left on device", output))
+def _wrapped_full_disk(exc: BaseException, args: list[str]) -> str | None:
+    """A full disk, however a library reported it, named by the command line's -o."""
+    return full_disk_line(exc, _output_arg(args))
 
 
 def _output_arg(args: list[str]) -> str | None:
@@ -115,13 +104,6 @@ def _output_arg(args: list[str]) -> str | None:
         if arg.startswith("--output="):
             return arg.split("=", 1)[1]
     return None
-
-
-def _nearly_full(output: str) -> bool:
-    """Less than 1 MB free where `output` goes: a failed write there is the disk's doing."""
-    where = Path(output).resolve()
-    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
-    return shutil.disk_usage(probe).free < 1 << 20
 
 
 #: the extra that brings each optional top-level module (pyproject.toml's optional-dependencies)

@@ -77,9 +77,9 @@ from .options import BANDS, MAP_PRECISION, SHARD, scene_options, show_progress
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @scene_options
 def classify(scenes, output, model, precision, device, stride, bands, scale, reflectance_offset, nodata, min_valid, gsd,
-             no_resample, batch_size, threads, spinning, confidence, probabilities, cog, preview, legend, vector, vector_min_area, engine,
-             workers, cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures, mosaic, progress_mode,
-             overwrite, quiet, scene_opts):
+             no_resample, batch_size, threads, spinning, confidence, probabilities, cog, preview, legend, vector,
+             vector_min_area, engine, workers, cpus_per_worker, gpus_per_worker, address, shard, retries, max_failures,
+             mosaic, progress_mode, overwrite, quiet, scene_opts):
     """Classify SCENES into georeferenced land-use maps.
 
     \b
@@ -147,7 +147,8 @@ def _classify_many(scenes, template, engine, workers, cpus_per_worker, gpus_per_
         raise click.UsageError("--preview, --legend and --vector apply to one scene; a run with -o DIR writes "
                                "DIR/mosaic.png")
     if engine == "ray" and template.threads is not None:
-        raise click.UsageError("--engine ray: an actor's ONNX Runtime threads are its --cpus-per-worker; drop --threads")
+        raise click.UsageError("--engine ray: an actor's ONNX Runtime threads are its --cpus-per-worker; "
+                               "drop --threads")
     result = classify_many(ManyConfig(
         scenes=list(scenes), output=template.output, template=template, engine=engine,
         ray=RayOptions(workers, cpus_per_worker, gpus_per_worker, address, retries), shard=shard,

@@ -224,16 +224,43 @@ def write_text_atomic(target: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def disk_full(exc: OSError) -> str | None:
-    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's)
-    and the free space left there; None for other errors."""
+def disk_full(exc: OSError, output: str | Path | None = None,
+              kept: str = "nothing partial was kept: free some space or write the output elsewhere") -> str | None:
+    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's;
+    `output` when the error names no file) and the free space left there, then what was `kept`; None for
+    other errors."""
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
-    name = str(exc.filename or "")
+    name = str(exc.filename or output or "")
     real = re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[^/]*$", r"\1", Path(name).name) if name else ""
     where = Path(name).parent / real if name else Path.cwd()
     probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
     free = shutil.disk_usage(probe).free / 1e6
     target = f" writing {where}" if name else ""
-    return (f"the disk is full{target} ({free:,.1f} MB free on its file system); nothing partial was kept: free "
-            "some space or write the output elsewhere")
+    return f"the disk is full{target} ({free:,.1f} MB free on its file system); {kept}"
+
+
+#: what libraries say when a write fails for want of space (torch's zip writer, GDAL, libtiff, SQLite under
+#: GeoPackages), or when GDAL cannot read back a block whose write failed; counted as a full disk only when
+#: less than 1 MB is free where the output goes
+FULL_DISK_SIGNS = ("No space left on device", "inline_container", "Write failed", "_tiffWriteProc",
+                   "IReadBlock failed", "TIFFReadEncodedTile", "TIFFReadEncodedStrip", "database or disk is full",
+                   "sqlite3_exec(")
+
+
+def nearly_full(output: str | Path) -> bool:
+    """Less than 1 MB free where `output` goes: a failed write there is the disk's doing."""
+    where = Path(output).resolve()
+    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
+    return shutil.disk_usage(probe).free < 1 << 20
+
+
+def full_disk_line(exc: BaseException, output: str | Path | None,
+                   kept: str = "nothing partial was kept: free some space or write the output elsewhere") -> str | None:
+    """`disk_full`'s line for ENOSPC/EDQUOT, and for a full disk that a library reported in words of its own
+    (FULL_DISK_SIGNS) when less than 1 MB is free at `output`; None for any other failure."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full(exc, output, kept)
+    if output is None or not any(sign in str(exc) for sign in FULL_DISK_SIGNS) or not nearly_full(output):
+        return None
+    return disk_full(OSError(errno.ENOSPC, "No space left on device", str(output)), kept=kept)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lut.toolkit.core.space import check_free_space, raster_bytes
 from lut.toolkit.core.atomic import atomic_files
 from lut.toolkit.core.errors import InputError, warn
 from .legend import Category, Legend, class_colours, is_lut_legend, sidecars, write_legend
@@ -274,6 +275,8 @@ def compute_change(cfg: ChangeConfig) -> ChangeResult:
     same = check_pair(before, after, cfg)
     outputs = ChangeOutputs.of(cfg.output, cfg.preview)
     check_outputs(cfg, outputs)
+    check_free_space(cfg.output, raster_bytes(before.width, before.height, 1) * (2 if cfg.cog else 1),
+                     f"{before.width:,} x {before.height:,} px")
     notes = [] if same else [NEAREST_NOTE]
     for message in notes:
         warn(message)

@@ -8,6 +8,7 @@ killed run resumes with --resume and loses at most one epoch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -18,11 +19,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lut.toolkit.core.atomic import atomic_directory
+from lut.toolkit.core.atomic import atomic_directory, full_disk_line
 from lut.toolkit.core.bundle import Bundle
 from .dino_train import CHECKPOINT, DinoState, HeadSizes, build_state, save_checkpoint, train_epoch
 from lut.toolkit.train.distributed import all_mean, launch
-from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, OwnershipError, warn
+from lut.toolkit.core.errors import (EXIT_INTERRUPTED, EXIT_TERMINATED, InputError, Interrupted, OutputFailed,
+                                     OwnershipError, warn)
 from lut.toolkit.core.ownership import check_not_input, check_output_dir
 from lut.toolkit.data.unlabelled import Pool, SourceSpec, build_pool
 
@@ -108,12 +110,33 @@ def _pretrain_rank(fabric, cfg: PretrainConfig, target: Path, work: Path) -> Pre
         kept = (f"the checkpoint{done} in {work} was kept: rerun with --resume to continue"
                 if (work / CHECKPOINT).is_file() else "no epoch had finished, so nothing was kept")
         raise Interrupted(f"{'terminated' if code == EXIT_TERMINATED else 'interrupted'}; {kept}", code) from exc
+    except (OSError, RuntimeError) as exc:
+        _failed_write(exc, target, work)
+        raise
     if fabric.global_rank == 0:
-        _write_backbone(cfg, state, processor, target, pool, local_size, str(fabric.strategy.precision.precision))
+        try:
+            _write_backbone(cfg, state, processor, target, pool, local_size, str(fabric.strategy.precision.precision))
+        except (OSError, RuntimeError) as exc:
+            _failed_write(exc, target, work)
+            raise
         shutil.rmtree(work, ignore_errors=True)
     fabric.barrier()
     history = state.history
     return PretrainResult(target, history, history[-1]["elapsed_s"] if history else 0.0)
+
+
+def _failed_write(exc: BaseException, target: Path, work: Path) -> None:
+    """A write that failed for want of space becomes one line: an empty checkpoint folder goes; one that holds
+    an epoch's checkpoint stays for `resume`, and the line says so. Other failures are left to the caller."""
+    with contextlib.suppress(OSError):
+        if work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
+    kept = (f"the checkpoint in {work} was kept: free some space and rerun with `resume`"
+            if (work / CHECKPOINT).is_file() else "nothing partial was kept: free some space or write the output "
+                                                  "elsewhere")
+    line = full_disk_line(exc, target, kept)
+    if line is not None:
+        raise OutputFailed(line) from exc
 
 
 def _write_backbone(cfg: PretrainConfig, state: DinoState, processor, target: Path, pool: Pool, local_size: int,
