@@ -56,13 +56,13 @@ def test_a_write_failure_on_a_full_disk_is_one_line_naming_the_output(monkeypatc
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(300_000, 300_000, 0))
-    monkeypatch.setattr("sys.argv", ["lut", "change", "a.tif", "b.tif", "-o", str(tmp_path / "c.tif")])
-    line = group._wrapped_full_disk(OSError("Write failed. See previous exception for details."))
+    args = ["change", "a.tif", "b.tif", "-o", str(tmp_path / "c.tif")]
+    line = group._wrapped_full_disk(OSError("Write failed. See previous exception for details."), args)
     assert line == (f"the disk is full writing {tmp_path / 'c.tif'} (0.0 MB free on its file system); nothing partial "
                     "was kept: free some space or write the output elsewhere")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**12))
-    assert group._wrapped_full_disk(OSError("Write failed.")) is None  # plenty of space: not the disk's doing
-    assert group._wrapped_full_disk(ValueError("something else")) is None
+    assert group._wrapped_full_disk(OSError("Write failed."), args) is None  # plenty of space: not the disk's doing
+    assert group._wrapped_full_disk(ValueError("something else"), args) is None
 
 
 def test_a_stale_latest_says_where_the_path_came_from(tmp_path):

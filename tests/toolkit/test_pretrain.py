@@ -259,3 +259,25 @@ def test_resume_without_a_checkpoint_says_it_starts_afresh(tmp_path, tiny_backbo
     root = labelled_folder(tmp_path / "d", n=6)
     with pytest.warns(LutWarning, match=r"`resume`: .*does not exist, so pretraining starts from epoch 1"):
         pretrain(tiny_cfg(tmp_path, [root], tiny_backbone, epochs=1, resume=True))
+
+
+def test_resume_with_other_data_records_both(tmp_path, tiny_backbone, monkeypatch):
+    from lut.toolkit.core.errors import LutWarning
+
+    first, second = labelled_folder(tmp_path / "d1", n=6), labelled_folder(tmp_path / "d2", n=6)
+    real_save = dino_module.save_checkpoint
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dino_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny_cfg(tmp_path, [first], tiny_backbone, epochs=2))
+    monkeypatch.setattr(dino_module, "save_checkpoint", real_save)
+    with pytest.warns(LutWarning, match=r"`resume` with other `sources` than epochs 1-1 were trained on"):
+        pretrain(tiny_cfg(tmp_path, [second], tiny_backbone, epochs=2, resume=True))
+    recorded = json.loads((tmp_path / "dino" / "lut.json").read_text())["pretrain"]
+    assert [s["path"] for s in recorded["sources"]] == [str(first.resolve()), str(second.resolve())]
+    assert [(s["from_epoch"], s["sources"][0]["path"]) for s in recorded["sources_by_epoch"]] == [
+        (1, str(first.resolve())), (2, str(second.resolve()))]

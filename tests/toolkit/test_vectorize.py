@@ -65,6 +65,18 @@ def test_min_area_sieves_specks_into_neighbours(tmp_path):
     assert fields["area_km2"].sum() == pytest.approx(total)  # nodata stays nodata: the total is unchanged
 
 
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_min_pixels_leaves_no_polygon_below_it_on_a_speckled_map(tmp_path, connectivity):
+    classes = np.random.default_rng(0).integers(0, 6, (120, 120)).astype(np.uint8)  # salt and pepper
+    classes[:10, :10] = 255
+    m = write_lut_map(tmp_path / "m.tif", classes)
+    result = vectorize(VectorizeConfig(m, tmp_path / "v.gpkg", min_pixels=4, connectivity=connectivity))
+    _, geoms, fields = read(tmp_path / "v.gpkg")
+    assert result.polygons == len(geoms) > 0
+    assert shapely.area(geoms).min() >= 4 * 100  # one GDAL sieve pass left hundreds below it
+    assert fields["area_km2"].sum() == pytest.approx((classes != 255).sum() * 100 / 1e6)
+
+
 def test_simplify_only_on_request_and_degrees_get_equal_area_km2(tmp_path):
     classes = blocky_map()
     m = write_lut_map(tmp_path / "m.tif", classes)

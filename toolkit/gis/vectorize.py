@@ -134,10 +134,7 @@ def write_polygons(map_path: Path, target: Path, cfg: VectorizeConfig, final: Pa
     valid = data != NODATA
     sieved = 0
     if size > 1:
-        from rasterio.features import sieve
-
-        kept = sieve(data, size, mask=valid, connectivity=cfg.connectivity)
-        kept[~valid] = NODATA
+        kept = sieve_until_stable(data, valid, size, cfg.connectivity)
         sieved = int((kept != data).sum())
         data = kept
     layer = cfg.layer or Path(final or map_path).stem
@@ -154,6 +151,25 @@ def write_polygons(map_path: Path, target: Path, cfg: VectorizeConfig, final: Pa
     write_styles(target, layer, pyogrio.read_info(target, layer=layer)["geometry_name"], classes)
     result.seconds = time.perf_counter() - start
     return result
+
+
+#: GDAL's sieve merges each small region into its largest neighbour in one pass; on speckled maps that
+#: neighbour is often small too, so passes repeat until nothing changes (3-4 on random classes)
+MAX_SIEVE_PASSES = 32
+
+
+def sieve_until_stable(data: np.ndarray, valid: np.ndarray, size: int, connectivity: int) -> np.ndarray:
+    """`data` with every region smaller than `size` pixels merged into a neighbour, as the polygons will be
+    traced (same connectivity). A region surrounded by nodata alone has no neighbour and stays."""
+    from rasterio.features import sieve
+
+    for _ in range(MAX_SIEVE_PASSES):
+        kept = sieve(data, size, mask=valid, connectivity=connectivity)
+        kept[~valid] = NODATA
+        if np.array_equal(kept, data):
+            break
+        data = kept
+    return data
 
 
 def _batches(data: np.ndarray, valid: np.ndarray, transform, connectivity: int) -> Iterator[tuple[list, np.ndarray]]:

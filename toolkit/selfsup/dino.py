@@ -98,6 +98,9 @@ def _pretrain_rank(fabric, cfg: PretrainConfig, target: Path, work: Path) -> Pre
         state.restore(work / CHECKPOINT, fabric.device)  # written by rank 0 of a run on any number of ranks
     elif cfg.resume and fabric.global_rank == 0:
         warn(f"`resume`: {work / CHECKPOINT} does not exist, so pretraining starts from epoch 1")
+    if not state.use_sources(pool.described) and fabric.global_rank == 0:
+        warn(f"`resume` with other `sources` than epochs 1-{state.epoch} were trained on; the backbone records "
+             "both (pretrain.sources_by_epoch in its lut.json)")
     if fabric.global_rank == 0:
         work.mkdir(parents=True, exist_ok=True)
     # different crops on every rank, the same on every rerun
@@ -139,6 +142,14 @@ def _failed_write(exc: BaseException, target: Path, work: Path) -> None:
         raise OutputFailed(line) from exc
 
 
+def _every_source(stretches: list[dict]) -> list[dict]:
+    """Every source any epoch trained on, once each, in the order first used."""
+    seen: list[dict] = []
+    for stretch in stretches:
+        seen += [s for s in stretch["sources"] if s not in seen]
+    return seen
+
+
 def _write_backbone(cfg: PretrainConfig, state: DinoState, processor, target: Path, pool: Pool, local_size: int,
                     precision: str) -> None:
     with atomic_directory(target, cfg.overwrite) as tmp:
@@ -148,7 +159,8 @@ def _write_backbone(cfg: PretrainConfig, state: DinoState, processor, target: Pa
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
         Bundle(kind="backbone", image_size=cfg.image_size, backbone={"spec": cfg.backbone},
                pretrain={"method": "dino", "precision": "bf16" if precision.startswith("bf16") else "fp32",
-                         "local_size": local_size, "sources": pool.described, "split_guard": pool.guards,
+                         "local_size": local_size, "sources": _every_source(state.sources),
+                         "sources_by_epoch": state.sources, "split_guard": pool.guards,
                          "config": config, "history": state.history}).save(tmp)
 
 

@@ -59,10 +59,21 @@ class DinoState:
     epoch: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    # the data each stretch of epochs was trained on: [{"from_epoch": 1, "sources": [...]}, ...]
+    sources: list[dict] = field(default_factory=list)
+
+    def use_sources(self, described: list[dict]) -> bool:
+        """Record that the epochs from now on train on `described`; False when a resumed run's earlier
+        epochs trained on other sources."""
+        if self.sources and self.sources[-1]["sources"] == described:
+            return True
+        self.sources.append({"from_epoch": self.epoch + 1, "sources": described})
+        return len(self.sources) == 1
 
     def checkpoint(self) -> dict:
         """Tensors, numbers, strings, lists and dicts only; independent of the number of ranks."""
         return {"architecture": self.arch, "epoch": self.epoch, "step": self.step, "history": self.history,
+                "sources": self.sources,
                 "student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "criterion": self.criterion.state_dict()}
 
@@ -80,6 +91,7 @@ class DinoState:
                            "restart the run") from exc
         self.criterion.load_state_dict(state["criterion"])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        self.sources = list(state.get("sources", []))
 
 
 @dataclass(frozen=True)
