@@ -113,6 +113,7 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     ours = _signal_handlers()
     if options.address:
+        check_reachable(options.address)
         ray.init(address=options.address, **kwargs)
     else:
         ray.init(num_cpus=cpu_cores(), **kwargs)
@@ -122,6 +123,22 @@ def ray_session(options: RayOptions) -> Iterator[object]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address answers on its port; otherwise ray.init would retry for
+    minutes, printing a line every few seconds, before failing. `auto` is left to Ray."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one there (ray start "
+                         "--head), correct `address`, or drop it to run Ray on this machine") from exc
 
 
 def _signal_handlers() -> dict:

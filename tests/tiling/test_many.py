@@ -198,6 +198,22 @@ def test_engine_ray_without_ray_installed_is_one_line(exported_bundle, scenes, t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_ray_address_nobody_answers_is_one_line_in_seconds(exported_bundle, scenes, tmp_path):
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    result = CliRunner().invoke(lut, ["classify", str(scenes), "-o", str(tmp_path / "out"), "--model",
+                                      str(exported_bundle), "--engine", "ray", "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1 and time.perf_counter() - start < 30  # ray.init retried for minutes
+    assert result.output.strip().splitlines()[-1].startswith(f"error: no Ray cluster answers at 127.0.0.1:{port} (")
+    assert "--address" in result.output
+
+
 # -- Ray: only these tests need it installed (the ones above run without it) ---------------------------------
 @pytest.fixture(scope="module")
 def two_node_cluster():

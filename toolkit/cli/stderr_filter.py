@@ -1,8 +1,11 @@
-"""Lines that C libraries print straight to file descriptor 2, below Python, and that lut reports itself.
+"""Lines that C libraries and child processes print straight to file descriptor 2, below Python, and that
+lut reports itself or that a user cannot act on.
 
 libtiff prints `_tiffWriteProc: No space left on device.` (and the like) to stderr from C when a write
 fails; neither GDAL's error handler nor Python sees it. The failure itself reaches lut as an exception
-and becomes its one `error:` line, so those lines are dropped here: while a command runs, fd 2 is a pipe
+and becomes its one `error:` line. Ray's C++ client prints a retry line every few seconds while it waits
+for a cluster, and multiprocessing's resource tracker a note on leaked semaphores at exit. These lines
+are dropped here: while a command runs, fd 2 is a pipe
 that a thread copies to the real stderr, byte for byte, except complete lines that match NOISE. Partial
 lines (progress bars redraw with `\\r`) go through at once unless they could be the start of such a line.
 """
@@ -16,9 +19,14 @@ import sys
 import threading
 from collections.abc import Iterator
 
-#: libtiff's own report of a failed write or seek for want of space (lut says it in its error line)
-NOISE = re.compile(rb"^(?:_tiff\w+Proc|TIFF\w+): .*(?:No space left on device|Disk quota exceeded)\.?$")
-_PREFIX = re.compile(rb"^(?:_tiff|TIFF)\w*$|^(?:_tiff\w+Proc|TIFF\w+): ")
+#: libtiff's own report of a failed write or seek for want of space (lut says it in its error line); Ray's
+#: C++ retry notes while it waits for a cluster (lut checks the address first and says it in one line);
+#: multiprocessing's leaked-semaphore note at exit (nothing a user can act on)
+NOISE = re.compile(rb"^(?:(?:_tiff\w+Proc|TIFF\w+): .*(?:No space left on device|Disk quota exceeded)\.?"
+                   rb"|\[\d{4}-\d\d-\d\d [\d:,]+ [IW] \d+ \d+\] (?:rpc_client\.h|gcs_\w+\.(?:cc|h)):\d+: .*"
+                   rb"|.*resource_tracker\.py:\d+: UserWarning: resource_tracker: There appear to be .*"
+                   rb"|\s+warnings\.warn\('resource_tracker: .*)$")
+_PREFIX = re.compile(rb"^(?:_tiff|TIFF)\w*$|^(?:_tiff\w+Proc|TIFF\w+): |^\[\d{4}-|^\[\d{0,3}$|.*resource_track|^\s+warn")
 
 
 def _keep(line: bytes) -> bool:

@@ -249,7 +249,9 @@ def gather_rows(fabric, values: torch.Tensor, shard: Shard, n: int) -> torch.Ten
     """Every rank's per-item `values` (one row per shard item), back in dataset order, padding removed."""
     if fabric.world_size == 1:
         return values[torch.from_numpy(shard.valid)]
-    gathered = fabric.all_gather(values.to(fabric.device)).cpu()  # (world, per_rank, ...)
+    with warnings.catch_warnings():  # torch deprecates the function lightning calls; nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*all_gather is deprecated")
+        gathered = fabric.all_gather(values.to(fabric.device)).cpu()  # (world, per_rank, ...)
     out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
     for rank in range(fabric.world_size):
         other = Shard.of(n, fabric.world_size, rank)
