@@ -34,8 +34,11 @@ LUT = Path(sys.executable).with_name("lut")
 
 def run_measured(cmd: list[str]) -> tuple[float, float, str]:
     """`run` with the child's own peak RSS (os.wait4 reports the one process waited for)."""
+    # bytecode caches on, as on users' machines (this workplace sets PYTHONDONTWRITEBYTECODE, which makes
+    # lut compile its own modules on every start while the peers import only precompiled packages)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     out, err = proc.stdout.read(), proc.stderr.read()
@@ -48,10 +51,11 @@ def has_torchgeo() -> bool:
     return subprocess.run([sys.executable, "-c", "import torchgeo"], capture_output=True).returncode == 0
 
 
-def contenders(tmp: Path, scene: Path, bundle: Path, precision: str, batch: int, size: int) -> dict[str, list[str]]:
+def contenders(tmp: Path, scene: Path, bundle: Path, precision: str, batch: int, size: int,
+               raw_patches: int) -> dict[str, list[str]]:
     files = json.loads((bundle / "onnx" / "lut.json").read_text())["onnx"]
     model = str(bundle / "onnx" / files[precision])
-    scripts = {name: tmp / f"{name}.py" for name in ("plain", "raw", "torchgeo")}
+    scripts = {name: tmp / f"peer_{name}.py" for name in ("plain", "raw", "torchgeo")}  # not torchgeo.py
     for path, text in zip(scripts.values(), (PLAIN, RAW, TORCHGEO)):
         path.write_text(text)
     py = sys.executable
@@ -59,17 +63,18 @@ def contenders(tmp: Path, scene: Path, bundle: Path, precision: str, batch: int,
         "lut": [str(LUT), "classify", str(scene), "-o", str(tmp / "lut.tif"), "--model", str(bundle), "--precision",
                 precision, "--batch-size", str(batch), "--quiet", "--overwrite"],
         "plain script": [py, str(scripts["plain"]), str(scene), model, str(tmp / "plain.tif"), str(batch)],
-        "raw session": [py, str(scripts["raw"]), str(scene), model, str(batch), str(min(320, (size // 224) ** 2))],
+        "raw session": [py, str(scripts["raw"]), str(scene), model, str(batch),
+                        str(min(raw_patches, (size // 224) ** 2))],
     }
     if has_torchgeo():
         found["torchgeo"] = [py, str(scripts["torchgeo"]), str(scene), model, str(batch)]
     return found
 
 
-def measure(tmp: Path, scene: Path, bundle: Path, precision: str, size: int, rounds: int, batch: int) -> dict:
-    cmds = contenders(tmp, scene, bundle, precision, batch, size)
+def measure(tmp: Path, scene: Path, bundle: Path, precision: str, size: int, args) -> dict:
+    cmds = contenders(tmp, scene, bundle, precision, args.batch_size, size, args.raw_patches)
     best: dict[str, dict] = {}
-    for _ in range(rounds):
+    for _ in range(args.rounds):
         for name, cmd in cmds.items():
             seconds, rss, out = run_measured(cmd)
             row = best.setdefault(name, {"seconds": seconds, "rss_mb": rss, "patches_s": 0.0})
@@ -116,6 +121,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="int8,fp32")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--raw-patches", type=int, default=128, help="windows the raw session runs (in memory)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "lut-bench-models")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -129,7 +135,7 @@ def main() -> None:
             scene = write_uint8_scene(tmp / f"scene{size}.tif", size)
             for spec, bundle in bundles.items():
                 for precision in args.precisions.split(","):
-                    best = measure(tmp, scene, bundle, precision, size, args.rounds, args.batch_size)
+                    best = measure(tmp, scene, bundle, precision, size, args)
                     print("\n".join(report(size, spec, precision, best)), flush=True)
             scene.unlink()
 

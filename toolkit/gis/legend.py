@@ -32,12 +32,17 @@ def rgba_table(colours: dict[int, RGBA], fill: tuple[float, float, float, float]
     return table
 
 
+#: matplotlib's tab20 colours as 8-bit RGB (its floats x 255, truncated, as lut always drew them); kept here
+#: so that mapping does not import matplotlib (0.17 s of a 256² scene's start-up)
+TAB20 = ((31, 119, 180), (174, 199, 232), (255, 127, 14), (255, 187, 120), (44, 160, 44), (152, 223, 138),
+         (214, 39, 40), (255, 152, 150), (148, 103, 189), (197, 176, 213), (140, 86, 75), (196, 156, 148),
+         (227, 119, 194), (247, 182, 210), (127, 127, 127), (199, 199, 199), (188, 189, 34), (219, 219, 141),
+         (23, 190, 207), (158, 218, 229))
+
+
 def class_colours(classes: list[str], nodata: int = 255) -> dict[int, RGBA]:
     """Land-use names (and synonyms) get their conventional colour, each colour used once; other classes
     get distinct tab20 colours. `nodata` is transparent."""
-    import matplotlib
-
-    tab = matplotlib.colormaps["tab20"]
     table: dict[int, RGBA] = {}
     used: set[tuple[int, ...]] = set()
     for i, name in enumerate(classes):
@@ -46,7 +51,7 @@ def class_colours(classes: list[str], nodata: int = 255) -> dict[int, RGBA]:
         if rgb is None and any(w in lower for w in ("grass", "meadow", "pasture")):
             rgb = GRASS
         if rgb is None or rgb in used:
-            candidates = [tuple(int(255 * v) for v in tab(j % 20)[:3]) for j in range(i, i + 20)]
+            candidates = [TAB20[j % 20] for j in range(i, i + 20)]
             rgb = max(candidates, key=lambda c: min((sum((a - b) ** 2 for a, b in zip(c, u)) for u in used),
                                                     default=0))
         used.add(rgb)
