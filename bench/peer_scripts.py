@@ -3,8 +3,9 @@ a plain rasterio + numpy + onnxruntime script, a raw session on the same patches
 GridGeoSampler pipeline. Each is written the way a careful user would write it, with ONNX Runtime's
 default session options."""
 
-#: a plain script: lut's window grid (the last window aligned inward) and its overlap averaging, so the map
-#: is lut's; numpy normalisation in float32; a tiled, deflated GeoTIFF written strip by strip.
+#: a plain script: lut's window grid (the last window aligned inward), batches of `batch` windows across
+#: window rows, probabilities averaged per cell (the pieces between window edges) as lut does, so the map is
+#: lut's; numpy normalisation in float32; a tiled, deflated GeoTIFF written cell row by cell row.
 PLAIN = r'''
 import sys, numpy as np, onnxruntime as ort, rasterio
 from rasterio.windows import Window
@@ -17,33 +18,46 @@ session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 with rasterio.open(scene) as src:
     H, W = src.height, src.width
     ys, xs = origins(H), origins(W)
-    edges = sorted({0, H, *ys, *[y + S for y in ys]})
-    bands = {}  # first row of a band of rows -> [summed probabilities (K, W), windows per column (W,)]
+    ye, xe = sorted({0, H, *ys, *[y + S for y in ys]}), sorted({0, W, *xs, *[x + S for x in xs]})
+    acc = np.zeros((len(ye) - 1, len(xe) - 1, session.get_outputs()[0].shape[-1]), np.float32)
+    hits = np.zeros(acc.shape[:2], np.float32)
+    widths = np.diff(xe)
     profile = dict(driver="GTiff", width=W, height=H, count=1, dtype="uint8", crs=src.crs, nodata=255,
                    transform=src.transform, tiled=True, blockxsize=512, blockysize=512, compress="deflate")
     with rasterio.open(out, "w", **profile) as dst:
+        pending, where, state = [], [], {"written": 0}
+        def write(upto):  # cell rows before `upto` are final
+            for i in range(state["written"], upto):
+                cls = (acc[i] / np.maximum(hits[i], 1)[:, None]).argmax(1).astype(np.uint8)
+                rows = ye[i + 1] - ye[i]
+                dst.write(np.repeat(np.repeat(cls, widths)[None], rows, 0), 1, window=Window(0, ye[i], W, rows))
+            state["written"] = max(state["written"], upto)
+        def flush():
+            x = np.stack(pending).astype(np.float32)
+            x *= np.float32(1 / 255)
+            x -= mean
+            x *= 1 / std
+            logits = session.run(None, {"pixel_values": x})[0]
+            e = np.exp(logits - logits.max(1, keepdims=True))
+            for (r, c), p in zip(where, e / e.sum(1, keepdims=True)):
+                rows = slice(ye.index(ys[r]), ye.index(min(ys[r] + S, H)))
+                cols = slice(xe.index(xs[c]), xe.index(min(xs[c] + S, W)))
+                acc[rows, cols] += p
+                hits[rows, cols] += 1
+            r, c = where[-1]
+            done = r + 1 if c == len(xs) - 1 else r  # window rows whose every window has run
+            write(len(ye) - 1 if done == len(ys) else ye.index(ys[done]))
+            pending.clear()
+            where.clear()
         for r, y in enumerate(ys):
             strip = src.read(window=Window(0, y, W, S))
-            windows = np.stack([strip[:, :, x:x + S] for x in xs]).astype(np.float32)
-            windows *= np.float32(1 / 255)
-            windows -= mean
-            windows *= 1 / std
-            logits = np.concatenate([session.run(None, {"pixel_values": windows[i:i + batch]})[0]
-                                     for i in range(0, len(windows), batch)])
-            e = np.exp(logits - logits.max(1, keepdims=True))
-            probs = e / e.sum(1, keepdims=True)
-            for top, bottom in zip(edges[:-1], edges[1:]):
-                if y <= top and bottom <= y + S:
-                    acc = bands.setdefault(top, [np.zeros((probs.shape[1], W), np.float32), np.zeros(W, np.float32)])
-                    for x, p in zip(xs, probs):
-                        acc[0][:, x:x + S] += p[:, None]
-                        acc[1][x:x + S] += 1
-            last = r == len(ys) - 1
-            for top in [t for t in bands if last or edges[edges.index(t) + 1] <= ys[r + 1]]:
-                acc = bands.pop(top)
-                cls = (acc[0] / acc[1]).argmax(0).astype(np.uint8)
-                height = edges[edges.index(top) + 1] - top
-                dst.write(np.repeat(cls[None], height, 0), 1, window=Window(0, top, W, height))
+            for c, x in enumerate(xs):
+                pending.append(strip[:, :, x:x + S])
+                where.append((r, c))
+                if len(pending) == batch:
+                    flush()
+        if pending:
+            flush()
 '''
 
 #: a raw session: the scene's first windows, prepared in memory before the clock starts, through session.run

@@ -206,6 +206,16 @@ def check_outputs(cfg: ClassifyConfig, outputs: MapOutputs, source: SceneSource 
         seen[path.resolve()] = name
 
 
+def import_in_background(module: str) -> None:
+    """Import `module` on a thread now, so that the first import where it is needed finds it loaded."""
+    import importlib
+    import sys
+    import threading
+
+    if module not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(module,), daemon=True, name="lut-import").start()
+
+
 def _check_space(cfg: ClassifyConfig, plan: ScenePlan, classes: int) -> None:
     """The map, its confidence and probabilities fit where they go (uncompressed, with overviews; twice with
     `cog`, which rewrites them), before any window is read."""
@@ -231,6 +241,7 @@ def _classify(cfg: ClassifyConfig, model: DeployedModel | None) -> ClassifyResul
         if model is None:
             model = load_deployed(cfg.model, cfg.precision, cfg.device, cfg.store, cfg.session_options())
         model.hash_in_background()  # the model's SHA-256 for the summary, while the scene is mapped
+        import_in_background("pystac")  # for the STAC Item at the end (0.1 s of a small scene's start-up)
         plan = plan_scene(cfg, model, source)
     _check_space(cfg, plan, len(model.classes))
     if cfg.vector is not None:  # a --vector-min-area the scene's CRS cannot express fails before any work

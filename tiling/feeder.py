@@ -5,7 +5,7 @@ still in the scene's pixel type, into a ring of raw batch buffers: a memcpy per 
 (scaling, filling invalid pixels, resizing, normalising) runs on a pool of `readers` threads, several
 batches at once, and the batches come out in order. For uint8 scenes at the model's input size, windows
 whose pixels are all valid are not prepared at all: the model normalises them inside its graph
-(`graph_input.py`), with the same float32 arithmetic, so the maps are identical.
+(`lut.export.uint8_input`), with the same float32 arithmetic, so the maps are identical.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Preparer:
     """Turns raw windows into model input with the band rule, the model's size and normalisation.
 
     `graph`: uint8 windows at the model's size are handed over as they are, for a model that normalises
-    them inside its graph (`graph_input.py`); windows with invalid pixels, and every other case, are
+    them inside its graph (`lut.export.uint8_input`); windows with invalid pixels, and every other case, are
     prepared here, one window at a time."""
 
     def __init__(self, rule: BandRule, mean: np.ndarray, std: np.ndarray, size: int, window: int,
