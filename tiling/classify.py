@@ -221,7 +221,8 @@ def _check_space(cfg: ClassifyConfig, plan: ScenePlan, classes: int) -> None:
     `cog`, which rewrites them), before any window is read."""
     bands = 1 + int(cfg.confidence) + (classes if cfg.probabilities else 0)
     w, h = plan.profile["width"], plan.profile["height"]
-    check_free_space(cfg.output, raster_bytes(w, h, bands) * (2 if cfg.cog else 1), f"{w:,} x {h:,} px x {bands} band(s)")
+    check_free_space(cfg.output, raster_bytes(w, h, bands) * (2 if cfg.cog else 1),
+                     f"{w:,} x {h:,} px x {bands} band(s)")
 
 
 def summary_path_of(output: Path) -> Path:

@@ -26,7 +26,9 @@ NOISE = re.compile(rb"^(?:(?:_tiff\w+Proc|TIFF\w+): .*(?:No space left on device
                    rb"|\[\d{4}-\d\d-\d\d [\d:,]+ [IW] \d+ \d+\] (?:rpc_client\.h|gcs_\w+\.(?:cc|h)):\d+: .*"
                    rb"|.*resource_tracker\.py:\d+: UserWarning: resource_tracker: There appear to be .*"
                    rb"|\s+warnings\.warn\('resource_tracker: .*)$")
-_PREFIX = re.compile(rb"^(?:_tiff|TIFF)\w*$|^(?:_tiff\w+Proc|TIFF\w+): |^\[\d{4}-|^\[\d{0,3}$|.*resource_track|^\s+warn")
+#: a partial line that may become a NOISE line: held back until its end arrives
+_PREFIX = re.compile(rb"^(?:_tiff|TIFF)\w*$|^(?:_tiff\w+Proc|TIFF\w+): |^\[\d{4}-|^\[\d{0,3}$"
+                     rb"|.*resource_track|^\s+warn")
 
 
 def _keep(line: bytes) -> bool:
