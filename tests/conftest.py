@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# lut's hash cache (and any other user cache) in a folder of this test session, never the user's
+os.environ["XDG_CACHE_HOME"] = __import__("tempfile").mkdtemp(prefix="lut-test-cache-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()

@@ -18,7 +18,8 @@ from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import MAP_PRECISIONS
 from lut.export.mlm import read_mlm
 from lut.toolkit.core.radiometry import BandRule
-from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle, sha256_file
+from lut.toolkit.core.hash_cache import cached_sha256
+from lut.toolkit.core.store import DEFAULT_STORE, resolve_bundle
 
 from .uint8_file import open_uint8_session
 
@@ -26,7 +27,7 @@ from .uint8_file import open_uint8_session
 
 @functools.lru_cache(maxsize=8)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(Path(path))
+    return cached_sha256(Path(path))
 
 
 @dataclass
