@@ -84,7 +84,7 @@ def write_uint8_variant(model_path: Path, target: Path, mean: np.ndarray, std: n
         node.input[:] = [feed if name == MODEL_INPUT else name for name in node.input]
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in _constants(mean, std).items())
     graph.input.remove(original)
-    dims = [bands, "height", "width"]
+    dims: list[str | int | None] = [bands, "height", "width"]
     graph.input.extend([helper.make_tensor_value_info(U8_INPUT, TensorProto.UINT8, ["batch_u8", *dims]),
                         helper.make_tensor_value_info(FLOAT_INPUT, TensorProto.FLOAT, ["batch_float", *dims]),
                         helper.make_tensor_value_info(SCALE_INPUT, TensorProto.FLOAT, [bands, 1, 1]),
