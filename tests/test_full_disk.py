@@ -176,3 +176,28 @@ def test_lines_from_c_and_children_are_dropped_and_everything_else_kept():
     assert done.returncode == 0, done.stderr
     assert done.stderr == (b"progress 10%\rTIFFAppendToStrip: Write error at scanline 3.\n"
                            b"error: the disk is full\ndone\n")
+
+
+TERMINAL = r"""
+from lut.toolkit.cli.stderr_filter import filtered_stderr
+from lut.toolkit.core.terminal import stderr_is_terminal
+from lut.toolkit.cli.options import show_progress
+import os, sys
+with filtered_stderr():
+    print(os.isatty(2), stderr_is_terminal(), show_progress(False), flush=True)
+print(stderr_is_terminal(), flush=True)
+"""
+
+
+def test_a_terminal_stays_a_terminal_for_progress_bars_under_the_filter():
+    import pty
+
+    main, child = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-c", TERMINAL], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=child, timeout=60, text=True)
+    finally:
+        os.close(child)
+        os.close(main)
+    assert done.returncode == 0
+    assert done.stdout.split() == ["False", "True", "True", "True"]  # fd 2 is the pipe, the answer the terminal's

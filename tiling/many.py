@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from lut.toolkit.core.errors import EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_TERMINA
 from lut.toolkit.core.ownership import check_not_input
 from lut.toolkit.core.paths import recorded
 from lut.toolkit.core.store import sha256_file
+from lut.toolkit.core.terminal import stderr_is_terminal
 
 from .classify import ClassifyConfig
 from .deployed import onnx_dir_of, pick_file
@@ -176,7 +176,7 @@ class Progress:
             name = name_path(row["scene"]).relative_to(self.root)
             line = (f"[{self.done}/{self.total}] {row['status']} {name} {row['patches']} patches "
                     f"{row['seconds']:.1f} s" + (f": {row['error']}" if row["error"] else ""))
-            if sys.stderr.isatty():
+            if stderr_is_terminal():
                 elapsed = time.perf_counter() - self.start
                 eta = elapsed / self.done * (self.total - self.done)
                 line += f"  ({self.patches / max(elapsed, 1e-9):.0f} patches/s, ETA {eta / 60:.1f} min)"

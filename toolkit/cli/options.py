@@ -9,7 +9,6 @@ a bad value fails as a usage error (exit 2) with the parser's message.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 
 from lut.toolkit.core.errors import LutError
 from lut.toolkit.core.formats import MAP_PRECISIONS, TRAIN_PRECISIONS
+from lut.toolkit.core.terminal import stderr_is_terminal
 
 from lut.toolkit.train.strategies import STRATEGIES as STRATEGY_NAMES
 
@@ -25,7 +25,7 @@ from .group import flags
 
 def show_progress(quiet: bool) -> bool:
     """Progress bars only on a terminal: never written into a redirected log."""
-    return not quiet and sys.stderr.isatty()
+    return not quiet and stderr_is_terminal()
 
 
 class Parsed(click.ParamType):

@@ -19,6 +19,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from lut.toolkit.core import terminal
+
 #: libtiff's own report of a failed write or seek for want of space (lut says it in its error line); Ray's
 #: C++ retry notes while it waits for a cluster (lut checks the address first and says it in one line);
 #: multiprocessing's leaked-semaphore note at exit (nothing a user can act on)
@@ -80,6 +82,7 @@ def filtered_stderr() -> Iterator[None]:
     if os.environ.get("LUT_RAW_STDERR") or not _real_stderr():
         yield
         return
+    terminal.remember(os.isatty(2))
     saved = os.dup(2)
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
@@ -92,6 +95,7 @@ def filtered_stderr() -> Iterator[None]:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os.dup2(saved, 2)  # the pipe's last write end in this process closes: the copier sees its end
+        terminal.forget()
         copier.join(timeout=2.0)  # a child still holding the pipe (a DDP rank, a Ray daemon) keeps it open
         os.close(saved)
         if not copier.is_alive():
