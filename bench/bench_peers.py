@@ -15,6 +15,7 @@ whole-process seconds, peak RSS (MB) and patches/s, and the goals:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -33,20 +34,25 @@ LUT = Path(sys.executable).with_name("lut")
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """`run` with the child's own peak RSS (os.wait4 reports the one process waited for)."""
+    """(seconds, peak RSS in MB, stdout) of one process; os.wait4 reports the peak of the one process waited
+    for. Its output goes to files, not pipes, which a chatty child could fill before it is waited for."""
     # bytecode caches on, as on users' machines (this workplace sets PYTHONDONTWRITEBYTECODE, which makes
     # lut compile its own modules on every start while the peers import only precompiled packages)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"{' '.join(cmd[:3])} failed: {err.strip()[-400:]}")
     return seconds, usage.ru_maxrss / 1024, out
 
 
+@functools.lru_cache(maxsize=1)
 def has_torchgeo() -> bool:
     return subprocess.run([sys.executable, "-c", "import torchgeo"], capture_output=True).returncode == 0
 

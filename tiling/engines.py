@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lut.toolkit.core.atomic import remove_stale_temps_for
-from lut.toolkit.core.atomic import full_disk_line
+from lut.toolkit.core.space import full_disk_line
 from lut.toolkit.core.errors import InputError, LutWarning
 from lut.toolkit.core.machine import cpu_cores
 

@@ -8,7 +8,6 @@ the model changed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from lut.export.uint8_input import SOURCE_KEY, variant_name, write_uint8_variant
-from lut.toolkit.core.atomic import normal_permissions, temp_prefix
+from lut.toolkit.core.atomic import atomic_file
+from lut.toolkit.core.errors import InputError
 from lut.toolkit.core.formats import BUNDLE_FILE
 
 
@@ -29,16 +29,8 @@ def build_cached(model: Path, mean: np.ndarray, std: np.ndarray, sha256: str) ->
     """Build the variant into the model's folder under a temporary name and rename it into place (two
     processes building it at once each rename a whole file)."""
     target = model.parent / variant_name(model.name)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".onnx", dir=model.parent)
-    os.close(fd)
-    try:
-        write_uint8_variant(model, Path(name), mean, std, sha256)
-        normal_permissions(Path(name))
-        os.replace(name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        raise
+    with atomic_file(target, overwrite=True) as tmp:
+        write_uint8_variant(model, tmp, mean, std, sha256)
     return target
 
 
@@ -63,7 +55,7 @@ def open_uint8_session(model: Path, exported: Path | None, mean: np.ndarray, std
     if _owned_and_writable(model.parent):
         try:
             return opener(build_cached(model, mean, std, sha256()))
-        except OSError:  # a full disk or a folder that became read-only: build it apart instead
+        except (OSError, InputError):  # a full disk, a folder that became read-only: build it apart instead
             pass
     with tempfile.TemporaryDirectory(prefix="lut-uint8-") as work:
         return opener(write_uint8_variant(model, Path(work) / variant_name(model.name), mean, std, sha256()))

@@ -14,7 +14,7 @@ import warnings
 
 import click
 
-from lut.toolkit.core.atomic import full_disk_line
+from lut.toolkit.core.space import full_disk_line
 from lut.toolkit.cli.stderr_filter import filtered_stderr
 from lut.toolkit.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, LutError
 

@@ -7,7 +7,6 @@ those whose process is gone (a kill -9 leftover), and nothing else.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -24,6 +23,12 @@ _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-")
 
 def temp_prefix(target: Path, kind: str = "tmp") -> str:
     return f".{Path(target).name}.{kind}-{os.getpid()}-"
+
+
+def target_name(name: str) -> str:
+    """The name a temporary (`.NAME.tmp-<pid>-xxx`) stands for; any other name as it is."""
+    match = _TEMP.match(name)
+    return match.group("name") if match else name
 
 
 def _alive(pid: int) -> bool:
@@ -222,45 +227,3 @@ def write_text_atomic(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(target, overwrite=True) as tmp:
         tmp.write_text(text)
-
-
-def disk_full(exc: OSError, output: str | Path | None = None,
-              kept: str = "nothing partial was kept: free some space or write the output elsewhere") -> str | None:
-    """One line for a full disk or quota (ENOSPC, EDQUOT): the output (its real name, not the temporary's;
-    `output` when the error names no file) and the free space left there, then what was `kept`; None for
-    other errors."""
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-        return None
-    name = str(exc.filename or output or "")
-    real = re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[^/]*$", r"\1", Path(name).name) if name else ""
-    where = Path(name).parent / real if name else Path.cwd()
-    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
-    free = shutil.disk_usage(probe).free / 1e6
-    target = f" writing {where}" if name else ""
-    return f"the disk is full{target} ({free:,.1f} MB free on its file system); {kept}"
-
-
-#: what libraries say when a write fails for want of space (torch's zip writer, GDAL, libtiff, SQLite under
-#: GeoPackages), or when GDAL cannot read back a block whose write failed; counted as a full disk only when
-#: less than 1 MB is free where the output goes
-FULL_DISK_SIGNS = ("No space left on device", "inline_container", "Write failed", "_tiffWriteProc",
-                   "IReadBlock failed", "TIFFReadEncodedTile", "TIFFReadEncodedStrip", "database or disk is full",
-                   "sqlite3_exec(")
-
-
-def nearly_full(output: str | Path) -> bool:
-    """Less than 1 MB free where `output` goes: a failed write there is the disk's doing."""
-    where = Path(output).resolve()
-    probe = next((p for p in (where, *where.parents) if p.exists()), Path.cwd())
-    return shutil.disk_usage(probe).free < 1 << 20
-
-
-def full_disk_line(exc: BaseException, output: str | Path | None,
-                   kept: str = "nothing partial was kept: free some space or write the output elsewhere") -> str | None:
-    """`disk_full`'s line for ENOSPC/EDQUOT, and for a full disk that a library reported in words of its own
-    (FULL_DISK_SIGNS) when less than 1 MB is free at `output`; None for any other failure."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return disk_full(exc, output, kept)
-    if output is None or not any(sign in str(exc) for sign in FULL_DISK_SIGNS) or not nearly_full(output):
-        return None
-    return disk_full(OSError(errno.ENOSPC, "No space left on device", str(output)), kept=kept)

@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from .atomic import write_text_atomic
+from .errors import LutError
 from .store import sha256_file
 
 MAX_ENTRIES = 256
@@ -50,17 +52,5 @@ def cached_sha256(path: Path) -> str:
 
 
 def _write(entries: dict) -> None:
-    import tempfile
-
-    target = cache_file()
-    with contextlib.suppress(OSError):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".sha256-", suffix=".json", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(entries, f)
-            os.replace(name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise
+    with contextlib.suppress(OSError, LutError):  # no cache where it cannot be written: hashing still works
+        write_text_atomic(cache_file(), json.dumps(entries))

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from lut.toolkit.core.atomic import target_name
 from lut.toolkit.core.formats import MAP_NODATA
 
 EXTENSIONS = {
@@ -92,10 +93,7 @@ def class_item(raster: Path, target: Path, item_id: str, classes: list[str], col
 
 def final_name(path: Path, final_dir: Path | None) -> str:
     """An asset's href: the name the file has once its temporary name is renamed (`.name.tmp-xxx` -> name)."""
-    name = Path(path).name
-    if name.startswith(".") and ".tmp-" in name:
-        name = name[1:name.index(".tmp-")]
-    return name
+    return target_name(Path(path).name)
 
 
 def mlm_metadata(model_dir: Path | None) -> Path | None:

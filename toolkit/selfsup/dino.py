@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lut.toolkit.core.atomic import atomic_directory, full_disk_line
+from lut.toolkit.core.atomic import atomic_directory
+from lut.toolkit.core.space import full_disk_line
 from lut.toolkit.core.bundle import Bundle
 from .dino_train import CHECKPOINT, DinoState, HeadSizes, build_state, save_checkpoint, train_epoch
 from lut.toolkit.train.distributed import all_mean, launch
